@@ -345,12 +345,13 @@ void nw_mqtt_start(struct nw_mqtt *m)
 
 void nw_mqtt_stop(struct nw_mqtt *m)
 {
-    if (m->state == ST_CONNECTED || m->state == ST_CONNECTING) {
+    bool open = m->state == ST_CONNECTED || m->state == ST_CONNECTING;
+    m->state = ST_STOPPED; /* first: a stop is not a loss to report */
+    if (open) {
         mosquitto_disconnect_v5(m->mosq, 0, NULL);
         /* Flush the DISCONNECT so the broker does not publish the will. */
         mosquitto_loop_write(m->mosq, 1);
     }
-    m->state = ST_STOPPED;
 }
 
 /* ---- the loop ---------------------------------------------------------- */
