@@ -39,6 +39,7 @@ struct agent_uplink {
     uint8_t *out;
     size_t out_cap;
     struct item look;
+    uint64_t floor[NW_DQ_TYPES]; /* first seq read per type since the rewind */
     int64_t last_progress_ms;
     bool waiting_logged;
     struct agent_uplink_stats stats;
@@ -97,6 +98,17 @@ static void rewind_all(struct agent_uplink *u)
 {
     nw_dq_rewind(u->dq);
     u->look.type = 0;
+    memset(u->floor, 0, sizeof(u->floor));
+}
+
+/* The lowest seq of type still in the queue: the first one read since the
+ * rewind (records before it were dropped or acked), or past the ack. */
+static uint64_t queue_floor(struct agent_uplink *u, uint8_t type)
+{
+    struct nw_dq_stats st;
+    nw_dq_stats(u->dq, &st);
+    uint64_t past_ack = st.acked_seq[type] + 1;
+    return u->floor[type] > past_ack ? u->floor[type] : past_ack;
 }
 
 void agent_uplink_on_connect(struct agent_uplink *u, int64_t now_ms)
@@ -198,6 +210,9 @@ static bool next_item(struct agent_uplink *u, struct item *it)
         }
         if (rc == NW_OK) {
             it->type = rec.type;
+            if (u->floor[rec.type] == 0) {
+                u->floor[rec.type] = rec.seq;
+            }
             return true;
         }
         if (u->stats.bad_records++ == 0) {
@@ -240,14 +255,20 @@ static enum nw_err publish_batch(struct agent_uplink *u, uint8_t type, size_t n,
     enum nw_err rc;
     const char *topic;
     if (type == NW_DQ_TYPE_WINDOW) {
-        struct nw_window_batch b = {
-            .epoch = u->opt.epoch, .count = n, .capacity = n, .windows = u->windows};
+        struct nw_window_batch b = {.epoch = u->opt.epoch,
+                                    .count = n,
+                                    .capacity = n,
+                                    .windows = u->windows,
+                                    .queue_floor = queue_floor(u, NW_DQ_TYPE_WINDOW)};
         memcpy(b.device_id, u->opt.device_id, strlen(u->opt.device_id) + 1);
         rc = nw_codec_encode_windows(u->codec, &b, u->out, u->out_cap, &len, err);
         topic = u->topic_telemetry;
     } else {
-        struct nw_event_batch b = {
-            .epoch = u->opt.epoch, .count = n, .capacity = n, .events = u->events};
+        struct nw_event_batch b = {.epoch = u->opt.epoch,
+                                   .count = n,
+                                   .capacity = n,
+                                   .events = u->events,
+                                   .queue_floor = queue_floor(u, NW_DQ_TYPE_EVENT)};
         memcpy(b.device_id, u->opt.device_id, strlen(u->opt.device_id) + 1);
         rc = nw_codec_encode_events(u->codec, &b, u->out, u->out_cap, &len, err);
         topic = u->topic_event;

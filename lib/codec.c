@@ -234,11 +234,17 @@ static void window_to_pb(const struct nw_window *w, const struct nw_window *prev
     pb->cycles = w->cycles;
     pb->has_running_ms = w->running_ms != 0;
     pb->running_ms = w->running_ms;
-    pb->has_rate_mean_hz = pb->has_rate_min_hz = pb->has_rate_max_hz = w->cycles != 0;
+    /* Each float is sent when non-zero (absent reads as 0), so nothing the
+     * window says is lost, whatever its cycle count. */
+    pb->has_rate_mean_hz = w->rate_mean_hz != 0.0;
+    pb->has_rate_min_hz = w->rate_min_hz != 0.0;
+    pb->has_rate_max_hz = w->rate_max_hz != 0.0;
     pb->rate_mean_hz = (float)w->rate_mean_hz;
     pb->rate_min_hz = (float)w->rate_min_hz;
     pb->rate_max_hz = (float)w->rate_max_hz;
-    pb->has_depth_mean_mm = pb->has_depth_min_mm = pb->has_depth_max_mm = w->cycles != 0;
+    pb->has_depth_mean_mm = w->depth_mean_mm != 0.0;
+    pb->has_depth_min_mm = w->depth_min_mm != 0.0;
+    pb->has_depth_max_mm = w->depth_max_mm != 0.0;
     pb->depth_mean_mm = (float)w->depth_mean_mm;
     pb->depth_min_mm = (float)w->depth_min_mm;
     pb->depth_max_mm = (float)w->depth_max_mm;
@@ -278,6 +284,8 @@ enum nw_err nw_codec_encode_windows(struct nw_codec *c, const struct nw_window_b
     pb.epoch = in->epoch;
     pb.n_windows = in->count;
     pb.windows = ptrs;
+    pb.has_queue_floor = in->queue_floor != 0;
+    pb.queue_floor = in->queue_floor;
     return pack(c, &pb.base, buf, cap, out_len, out_err);
 }
 
@@ -336,6 +344,7 @@ enum nw_err nw_codec_decode_windows(struct nw_codec *c, const uint8_t *buf, size
     TRY(copy_device(out->device_id, pb->device_id, out_reason, out_err));
     REQUIRE(pb, epoch, "epoch");
     out->epoch = pb->epoch;
+    out->queue_floor = pb->queue_floor;
     TRY(batch_count("windows", pb->n_windows, out->capacity, c->lim.max_windows, out_reason,
                     out_err));
     for (size_t i = 0; i < pb->n_windows; i++) {
@@ -508,6 +517,8 @@ enum nw_err nw_codec_encode_events(struct nw_codec *c, const struct nw_event_bat
     pb.epoch = in->epoch;
     pb.n_events = in->count;
     pb.events = ptrs;
+    pb.has_queue_floor = in->queue_floor != 0;
+    pb.queue_floor = in->queue_floor;
     return pack(c, &pb.base, buf, cap, out_len, out_err);
 }
 
@@ -581,6 +592,9 @@ static enum nw_err event_from_pb(const Needlewatch__V1__Event *pb, struct nw_eve
                          "kind %s carries the detail of another kind (field %d)",
                          nw_event_kind_name(e->kind), (int)pb->detail_case);
     }
+    if (!known) {
+        return NW_OK; /* stored with kind and seq; a detail we cannot judge stays out */
+    }
     return event_detail_from_pb(pb, e, out_reason, out_err);
 }
 
@@ -593,6 +607,7 @@ enum nw_err nw_codec_decode_events(struct nw_codec *c, const uint8_t *buf, size_
     TRY(copy_device(out->device_id, pb->device_id, out_reason, out_err));
     REQUIRE(pb, epoch, "epoch");
     out->epoch = pb->epoch;
+    out->queue_floor = pb->queue_floor;
     TRY(batch_count("events", pb->n_events, out->capacity, c->lim.max_events, out_reason, out_err));
     for (size_t i = 0; i < pb->n_events; i++) {
         enum nw_err rc = event_from_pb(pb->events[i], &out->events[i], out_reason, out_err);
@@ -746,8 +761,13 @@ enum nw_err nw_codec_decode_alert(struct nw_codec *c, const uint8_t *buf, size_t
     COPY(out->clinic, pb->clinic, "clinic");
     COPY(out->model, pb->model, "model");
     out->alert_id = pb->alert_id;
-    out->severity = (enum nw_severity)pb->severity;
-    out->state = (enum nw_alert_state)pb->state;
+    /* Values this build does not know read as unspecified (see the .proto). */
+    out->severity = (unsigned)pb->severity <= NEEDLEWATCH__V1__SEVERITY__SEVERITY_CRITICAL
+                        ? (enum nw_severity)pb->severity
+                        : NW_SEVERITY_UNSPECIFIED;
+    out->state = (unsigned)pb->state <= NEEDLEWATCH__V1__ALERT_STATE__ALERT_STATE_RENOTIFY
+                     ? (enum nw_alert_state)pb->state
+                     : NW_ALERT_UNSPECIFIED;
     out->time_ms = pb->time_ms;
     out->since_ms = pb->since_ms;
     out->value = pb->value;

@@ -49,7 +49,7 @@ def unknown_field():
 
 
 def py_windows(pb):
-    m = pb.WindowBatch(device_id="py-dev_01", epoch=2**64 - 2)
+    m = pb.WindowBatch(device_id="py-dev_01", epoch=2**64 - 2, queue_floor=2**40 - 5)
     for i in range(4):
         w = m.windows.add(seq=2**40 + i, start_ms=T0 + 250 * i, duration_ms=250,
                           running_ms=250, cycles=30 + i,
@@ -64,7 +64,8 @@ def py_windows(pb):
 
 
 def expect_windows(m):
-    out = {"device_id": m.device_id, "epoch": m.epoch, "windows": []}
+    out = {"device_id": m.device_id, "epoch": m.epoch, "queue_floor": m.queue_floor,
+           "windows": []}
     prev = {}
     for w in m.windows:
         d = {f: getattr(w, f) for f in (
@@ -79,7 +80,7 @@ def expect_windows(m):
 
 
 def py_events(pb):
-    m = pb.EventBatch(device_id="py-dev_01", epoch=5)
+    m = pb.EventBatch(device_id="py-dev_01", epoch=5, queue_floor=1)
     e = m.events.add(seq=1, time_ms=T0, kind=pb.EVENT_KIND_POWER_ON)
     e.power_on.firmware = "3.0.0"
     e.power_on.reason = "watchdog"
@@ -105,7 +106,8 @@ EVENT_DEFAULTS = {
 
 
 def expect_events(m):
-    out = {"device_id": m.device_id, "epoch": m.epoch, "events": []}
+    out = {"device_id": m.device_id, "epoch": m.epoch, "queue_floor": m.queue_floor,
+           "events": []}
     for e in m.events:
         d = dict(EVENT_DEFAULTS, seq=e.seq, time_ms=e.time_ms, kind=e.kind)
         which = e.WhichOneof("detail")

@@ -36,8 +36,9 @@ static void json_str(const char *key, const char *v, const char *sep)
 
 static void print_windows(const struct nw_window_batch *b)
 {
-    printf("{\"device_id\": \"%s\", \"epoch\": %" PRIu64 ", \"windows\": [", b->device_id,
-           b->epoch);
+    printf("{\"device_id\": \"%s\", \"epoch\": %" PRIu64 ", \"queue_floor\": %" PRIu64
+           ", \"windows\": [",
+           b->device_id, b->epoch, b->queue_floor);
     for (size_t i = 0; i < b->count; i++) {
         const struct nw_window *w = &b->windows[i];
         printf("%s{\"seq\": %" PRIu64 ", \"start_ms\": %" PRId64 ", \"duration_ms\": %" PRIu32
@@ -57,7 +58,9 @@ static void print_windows(const struct nw_window_batch *b)
 
 static void print_events(const struct nw_event_batch *b)
 {
-    printf("{\"device_id\": \"%s\", \"epoch\": %" PRIu64 ", \"events\": [", b->device_id, b->epoch);
+    printf("{\"device_id\": \"%s\", \"epoch\": %" PRIu64 ", \"queue_floor\": %" PRIu64
+           ", \"events\": [",
+           b->device_id, b->epoch, b->queue_floor);
     for (size_t i = 0; i < b->count; i++) {
         const struct nw_event *e = &b->events[i];
         printf("%s{\"seq\": %" PRIu64 ", \"time_ms\": %" PRId64 ", \"kind\": %d, ", i ? ", " : "",
@@ -130,6 +133,7 @@ static void fill_windows(struct nw_window_batch *b)
     memset(b, 0, sizeof(*b));
     snprintf(b->device_id, sizeof(b->device_id), "DG3-0042_clinic-b");
     b->epoch = 0xfeedfacecafebeefULL;
+    b->queue_floor = 998;
     b->windows = fixture_windows;
     b->capacity = b->count = 3;
     for (size_t i = 0; i < 3; i++) {
@@ -161,6 +165,7 @@ static void fill_events(struct nw_event_batch *b)
     memset(fixture_events, 0, sizeof(fixture_events));
     snprintf(b->device_id, sizeof(b->device_id), "DG3-0042_clinic-b");
     b->epoch = 77;
+    b->queue_floor = 5;
     b->events = fixture_events;
     b->capacity = b->count = 4;
     struct nw_event *e = fixture_events;
