@@ -1,0 +1,70 @@
+/* Unit tests of collector/seqtrack.c. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "seqtrack.h"
+
+static void in_order_and_out_of_order(void **state)
+{
+    (void)state;
+    struct nw_seqtrack t;
+    nw_seqtrack_init(&t, 0);
+    assert_true(nw_seqtrack_settle(&t, 1));
+    assert_false(nw_seqtrack_settle(&t, 3)); /* 2 missing */
+    assert_int_equal(t.contig, 1);
+    assert_true(nw_seqtrack_has(&t, 3));
+    assert_false(nw_seqtrack_has(&t, 2));
+    assert_false(nw_seqtrack_settle(&t, 1)); /* duplicate */
+    assert_true(nw_seqtrack_settle(&t, 2));
+    assert_int_equal(t.contig, 3);
+    for (uint64_t s = 10; s > 3; s--) { /* reverse order */
+        nw_seqtrack_settle(&t, s);
+    }
+    assert_int_equal(t.contig, 10);
+}
+
+static void far_ahead_is_not_remembered(void **state)
+{
+    (void)state;
+    struct nw_seqtrack t;
+    nw_seqtrack_init(&t, 100);
+    assert_false(nw_seqtrack_settle(&t, 100 + NW_SEQTRACK_SPAN + 1));
+    assert_false(nw_seqtrack_has(&t, 100 + NW_SEQTRACK_SPAN + 1));
+    assert_false(nw_seqtrack_settle(&t, 100 + NW_SEQTRACK_SPAN)); /* at the edge: kept */
+    assert_true(nw_seqtrack_has(&t, 100 + NW_SEQTRACK_SPAN));
+    for (uint64_t s = 101; s < 100 + NW_SEQTRACK_SPAN; s++) {
+        nw_seqtrack_settle(&t, s);
+    }
+    assert_int_equal(t.contig, 100 + NW_SEQTRACK_SPAN);
+}
+
+static void floor_skips_lost_seqs_and_counts_them(void **state)
+{
+    (void)state;
+    struct nw_seqtrack t;
+    nw_seqtrack_init(&t, 0);
+    nw_seqtrack_settle(&t, 1);
+    nw_seqtrack_settle(&t, 4);
+    nw_seqtrack_settle(&t, 7);
+    assert_int_equal(nw_seqtrack_floor(&t, 1), 0); /* nothing below */
+    assert_int_equal(nw_seqtrack_floor(&t, 6), 3); /* 2, 3, 5 lost; 4 was stored */
+    assert_int_equal(t.contig, 5);
+    assert_true(nw_seqtrack_settle(&t, 6));
+    assert_int_equal(t.contig, 7); /* 7 absorbed */
+    /* a floor far beyond the bitmap */
+    nw_seqtrack_settle(&t, 9);
+    assert_int_equal(nw_seqtrack_floor(&t, 7 + 3 * NW_SEQTRACK_SPAN), 3 * NW_SEQTRACK_SPAN - 2);
+    assert_int_equal(t.contig, 6 + 3 * NW_SEQTRACK_SPAN);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(in_order_and_out_of_order),
+        cmocka_unit_test(far_ahead_is_not_remembered),
+        cmocka_unit_test(floor_skips_lost_seqs_and_counts_them),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
