@@ -93,8 +93,7 @@ sleep 2
 nw_stop mosquitto
 echo "broker stopped"
 sleep 2
-_nw_start mosquitto "$W/mosquitto/mosquitto.log" _nw_tcp_open "$NW_MQTT_PORT" -- \
-  mosquitto -c "$NW_MQTT_CONF" || { echo "FAIL: broker restart"; exit 1; }
+nw_restart mosquitto || { echo "FAIL: broker restart"; exit 1; }
 echo "broker restarted"
 sleep 4
 kill -TERM "$apid"; wait "$apid" || { cat "$W/agent2b.log"; echo "FAIL: agent exit on SIGTERM"; exit 1; }
