@@ -7,8 +7,12 @@
  * no-op. When the arena runs out, protobuf-c sees a failed allocation and
  * gives up; we report that as too_complex rather than malformed.
  *
- * protobuf-c 1.4.1 has a signed shift in its tag parser that trips UBSan on
- * some 5-byte inputs (upstream PR #794); the size cap below runs before it.
+ * protobuf-c 1.4.1 has a signed shift in its tag parser (upstream PR #794):
+ * undefined behaviour on some 5-byte tags. Debian's library is not built
+ * with UBSan and the shift yields a wrong tag number, which the parser then
+ * treats as an unknown field or a malformed message; the fuzzer replays that
+ * input (tests/fuzz/corpus/decode) so a change in behaviour shows up. The
+ * size cap below bounds the work per payload, not that shift.
  */
 #include <needlewatch/codec.h>
 

@@ -104,10 +104,16 @@ enum nw_err nw_topic_parse(const char *prefix, const char *topic,
     }
     const char *dev = topic + plen + 1;
     const char *slash = strchr(dev, '/');
-    size_t dlen = slash ? (size_t)(slash - dev) : 0;
-    if (!slash || dlen == 0 || dlen > NW_DEVICE_ID_MAX) {
+    if (!slash) {
         return nw_reject(NW_REASON_BAD_TOPIC, out_reason, out_err,
                          "topic: expected %s/<device>/<kind>", prefix);
+    }
+    /* Empty or too long is a bad device id (validate.h), like a bad character. */
+    size_t dlen = (size_t)(slash - dev);
+    if (dlen > NW_DEVICE_ID_MAX) {
+        return nw_reject(NW_REASON_BAD_DEVICE_ID, out_reason, out_err,
+                         "topic: device id needs 1-%d characters of [A-Za-z0-9_-]",
+                         NW_DEVICE_ID_MAX);
     }
     memcpy(out_device, dev, dlen);
     out_device[dlen] = '\0';

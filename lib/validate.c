@@ -146,6 +146,9 @@ bool nw_valid_text(const char *s, size_t max)
         if (len == 0) {
             return false;
         }
+        if (p[n] == 0xC2 && p[n + 1] < 0xA0) {
+            return false; /* U+0080..U+009F: C1 control characters (NEL, CSI...) */
+        }
         n += len;
         if (n > max) {
             return false;
@@ -206,6 +209,19 @@ static enum nw_err check_id(const char *what, size_t idx, const char *field, con
                      allow_empty ? "empty or" : "needs", max);
 }
 
+/* Firmware, model, needle configuration: empty or [A-Za-z0-9._+-] (msg.h),
+ * so a version with build metadata ("2.4.1+build.7") passes. */
+static enum nw_err check_version(const char *what, size_t idx, const char *field, const char *s,
+                                 enum nw_reason *out_reason, struct nw_error *out_err)
+{
+    if (s && charset_ok(s, NW_VERSION_MAX, "._+-", true)) {
+        return NW_OK;
+    }
+    return nw_reject(NW_REASON_BAD_STRING, out_reason, out_err,
+                     "%s[%zu].%s: empty or 1-%d characters of [A-Za-z0-9._+-]", what, idx, field,
+                     NW_VERSION_MAX);
+}
+
 static enum nw_err check_text(const char *what, size_t idx, const char *field, const char *s,
                               size_t max, enum nw_reason *out_reason, struct nw_error *out_err)
 {
@@ -228,16 +244,17 @@ static enum nw_err check_text(const char *what, size_t idx, const char *field, c
 
 /* ---- windows --------------------------------------------------------- */
 
-static enum nw_err check_triple(size_t i, const char *name, double mn, double mean, double mx,
-                                double max, const char *unit, enum nw_reason *out_reason,
-                                struct nw_error *out_err)
+/* name and suffix make the wire field names: rate + hz -> rate_min_hz. */
+static enum nw_err check_triple(size_t i, const char *name, const char *suffix, double mn,
+                                double mean, double mx, double max, const char *unit,
+                                enum nw_reason *out_reason, struct nw_error *out_err)
 {
     char field[32];
-    snprintf(field, sizeof(field), "%s_min", name);
+    snprintf(field, sizeof(field), "%s_min_%s", name, suffix);
     TRY(check_range("windows", i, field, mn, max, unit, out_reason, out_err));
-    snprintf(field, sizeof(field), "%s_mean", name);
+    snprintf(field, sizeof(field), "%s_mean_%s", name, suffix);
     TRY(check_range("windows", i, field, mean, max, unit, out_reason, out_err));
-    snprintf(field, sizeof(field), "%s_max", name);
+    snprintf(field, sizeof(field), "%s_max_%s", name, suffix);
     TRY(check_range("windows", i, field, mx, max, unit, out_reason, out_err));
     if (mn > mean + ORDER_SLACK || mean > mx + ORDER_SLACK) {
         return nw_reject(NW_REASON_IMPOSSIBLE, out_reason, out_err,
@@ -274,9 +291,9 @@ static enum nw_err window_at(const struct nw_window *w, size_t i, const struct n
                          " ms running",
                          i, w->cycles, lim->max_rate_hz, w->running_ms);
     }
-    TRY(check_triple(i, "rate", w->rate_min_hz, w->rate_mean_hz, w->rate_max_hz, lim->max_rate_hz,
-                     "Hz", out_reason, out_err));
-    TRY(check_triple(i, "depth", w->depth_min_mm, w->depth_mean_mm, w->depth_max_mm,
+    TRY(check_triple(i, "rate", "hz", w->rate_min_hz, w->rate_mean_hz, w->rate_max_hz,
+                     lim->max_rate_hz, "Hz", out_reason, out_err));
+    TRY(check_triple(i, "depth", "mm", w->depth_min_mm, w->depth_mean_mm, w->depth_max_mm,
                      lim->max_depth_mm, "mm", out_reason, out_err));
     TRY(check_range("windows", i, "pigment_ul", w->pigment_ul, lim->max_pigment_ul, "uL",
                     out_reason, out_err));
@@ -347,8 +364,7 @@ static enum nw_err event_detail(const struct nw_event *e, size_t i, const struct
 {
     switch (e->kind) {
     case NW_EVENT_POWER_ON:
-        TRY(check_id("events", i, "firmware", e->firmware, NW_VERSION_MAX, true, out_reason,
-                     out_err));
+        TRY(check_version("events", i, "firmware", e->firmware, out_reason, out_err));
         return check_text("events", i, "boot_reason", e->boot_reason, NW_NAME_MAX, out_reason,
                           out_err);
     case NW_EVENT_SESSION_START:
@@ -365,11 +381,10 @@ static enum nw_err event_detail(const struct nw_event *e, size_t i, const struct
         return check_id("events", i, "session_id", e->session_id, NW_ID_MAX, false, out_reason,
                         out_err);
     case NW_EVENT_CARTRIDGE_INSERTED:
-        TRY(check_id("events", i, "needle_config", e->needle_config, NW_VERSION_MAX, true,
-                     out_reason, out_err));
+        TRY(check_version("events", i, "needle_config", e->needle_config, out_reason, out_err));
         TRY(check_id("events", i, "lot", e->lot, NW_ID_MAX, true, out_reason, out_err));
-        return check_id("events", i, "cartridge_id", e->cartridge_id, NW_ID_MAX, false,
-                        out_reason, out_err);
+        return check_id("events", i, "cartridge_id", e->cartridge_id, NW_ID_MAX, false, out_reason,
+                        out_err);
     case NW_EVENT_CARTRIDGE_REMOVED:
         return check_id("events", i, "cartridge_id", e->cartridge_id, NW_ID_MAX, false, out_reason,
                         out_err);
@@ -444,8 +459,8 @@ enum nw_err nw_validate_status(const struct nw_status *s, const struct nw_limits
                          "status.state = %d: must be online (1) or offline (2)", (int)s->state);
     }
     TRY(check_time("status", 0, "time_ms", s->time_ms, lim, now_ms, out_reason, out_err));
-    TRY(check_id("status", 0, "firmware", s->firmware, NW_VERSION_MAX, true, out_reason, out_err));
-    TRY(check_id("status", 0, "model", s->model, NW_VERSION_MAX, true, out_reason, out_err));
+    TRY(check_version("status", 0, "firmware", s->firmware, out_reason, out_err));
+    TRY(check_version("status", 0, "model", s->model, out_reason, out_err));
     TRY(check_id("status", 0, "session_id", s->session_id, NW_ID_MAX, true, out_reason, out_err));
     if (s->heartbeat_s > MAX_HEARTBEAT_S) {
         return nw_reject(NW_REASON_OUT_OF_RANGE, out_reason, out_err,
@@ -484,5 +499,5 @@ enum nw_err nw_validate_alert(const struct nw_alert *a, const struct nw_limits *
     TRY(check_time("alert", 0, "time_ms", a->time_ms, lim, now_ms, out_reason, out_err));
     TRY(check_text("alert", 0, "message", a->message, NW_TEXT_MAX, out_reason, out_err));
     TRY(check_text("alert", 0, "clinic", a->clinic, NW_CLINIC_MAX, out_reason, out_err));
-    return check_id("alert", 0, "model", a->model, NW_VERSION_MAX, true, out_reason, out_err);
+    return check_version("alert", 0, "model", a->model, out_reason, out_err);
 }
