@@ -164,6 +164,9 @@ static enum nw_err load(struct agent_state *s, struct nw_error *out_err)
         if (getrandom(&s->epoch, sizeof(s->epoch), 0) != sizeof(s->epoch)) {
             return nw_error_set(out_err, NW_ERR_IO, "getrandom: %s", strerror(errno));
         }
+        /* 63 random bits: stores keep integers as signed 64-bit. */
+        s->epoch &= INT64_MAX;
+        s->epoch |= s->epoch == 0;
         s->lease[0] = s->lease[1] = 1;
         return save(s, out_err);
     }

@@ -1,0 +1,539 @@
+/*
+ * collector_main.c - needlewatch-collector: flags and config, the threads of
+ * the pipeline (pipeline.h), /healthz and /metrics, signals.
+ *
+ * Shutdown order matters for "flush, ack, exit 0 within 10 s": workers stop
+ * taking input, the writer writes what it holds (bounded), workers turn the
+ * confirmations into ack requests, and ingest publishes them last.
+ */
+#include "ingest.h"
+#include "inventory.h"
+#include "metrics.h"
+#include "pipeline.h"
+#include "worker.h"
+#include "writer.h"
+
+#include <needlewatch/config.h>
+#include <needlewatch/log.h>
+#include <needlewatch/topic.h>
+
+#include <arpa/inet.h>
+#include <getopt.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+struct collector_cfg {
+    char broker[256];
+    char store[512];
+    char inventory[512];
+    char http[64];
+    int role;
+    uint64_t workers;
+    int log_level;
+    char client_id[NW_DEVICE_ID_MAX + 1];
+    char share_group[NW_DEVICE_ID_MAX + 1];
+    char prefix[NW_TOPIC_PREFIX_MAX + 1];
+    char dead_letter[512];
+    uint64_t max_devices;
+    int64_t ack_interval_ms;
+    char ca_file[512], cert_file[512], key_file[512], credentials_file[512];
+    uint64_t max_inflight;
+    uint64_t batch_points;
+    int64_t flush_ms;
+    int64_t store_timeout_ms;
+    char store_token_file[512], store_credentials_file[512];
+    struct nw_cfg_range rate_hz, depth_mm;
+};
+
+static const char *const roles[] = {"all", NULL};
+static const char *const log_levels[] = {"debug", "info", "notice", "warn", "error", NULL};
+
+#define F(m) NW_CFG_FIELD(struct collector_cfg, m)
+static const struct nw_cfg_key keys[] = {
+    {"collector", "broker", NW_CFG_STR, F(broker), .def = "mqtt://127.0.0.1:1883",
+     .help = "mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"},
+    {"collector", "store", NW_CFG_STR, F(store), .def = "sqlite:needlewatch.db",
+     .help = "sqlite:PATH, influx://HOST:PORT/DB or influx2://HOST:PORT/?org=O&bucket=B"},
+    {"collector", "inventory", NW_CFG_PATH, F(inventory),
+     .help = "CSV device,clinic,model; unlisted devices go under \"unassigned\""},
+    {"collector", "http", NW_CFG_STR, F(http),
+     .help = "127.0.0.1:PORT for /healthz and /metrics; empty: off"},
+    {"collector", "role", NW_CFG_ENUM, F(role), .def = "all", .choices = roles,
+     .help = "all: ingest, workers and writer in one process"},
+    {"collector", "workers", NW_CFG_UINT, F(workers), .def = "2", .min = 1, .max = CP_MAX_WORKERS,
+     .help = "aggregation worker threads"},
+    {"collector", "log_level", NW_CFG_ENUM, F(log_level), .def = "info", .choices = log_levels,
+     .help = "debug, info, notice, warn or error"},
+    {"collector", "client_id", NW_CFG_STR, F(client_id), .def = "needlewatch-collector",
+     .help = "MQTT client id (unique per collector)"},
+    {"collector", "share_group", NW_CFG_STR, F(share_group),
+     .help = "MQTT 5 shared subscription group; empty: plain subscriptions"},
+    {"collector", "topic_prefix", NW_CFG_STR, F(prefix), .def = NW_TOPIC_PREFIX_DEFAULT,
+     .help = "topic prefix"},
+    {"collector", "dead_letter", NW_CFG_PATH, F(dead_letter),
+     .def = "needlewatch-dead-letter.jsonl",
+     .help = "refused windows/events and store-refused points, one JSON line each"},
+    {"collector", "max_devices", NW_CFG_UINT, F(max_devices), .def = "100000", .min = 1,
+     .max = 10000000, .help = "devices per worker; beyond, new devices' data waits (not acked)"},
+    {"collector", "ack_interval", NW_CFG_DURATION_MS, F(ack_interval_ms), .def = "200ms", .min = 10,
+     .max = 60000, .help = "at most one ack per device per interval"},
+    {"mqtt", "ca_file", NW_CFG_PATH, F(ca_file), .help = "CA certificate for mqtts://"},
+    {"mqtt", "cert_file", NW_CFG_PATH, F(cert_file), .help = "client certificate"},
+    {"mqtt", "key_file", NW_CFG_PATH, F(key_file), .help = "client key"},
+    {"mqtt", "credentials_file", NW_CFG_PATH, F(credentials_file),
+     .help = "file: username line, password line"},
+    {"mqtt", "max_inflight", NW_CFG_UINT, F(max_inflight), .def = "1000", .min = 1, .max = 65535,
+     .help = "acks awaiting PUBACK"},
+    {"store", "batch_points", NW_CFG_UINT, F(batch_points), .def = "5000", .min = 1, .max = 1000000,
+     .help = "points per store write"},
+    {"store", "flush", NW_CFG_DURATION_MS, F(flush_ms), .def = "200ms", .min = 1, .max = 60000,
+     .help = "longest wait before a partial batch is written"},
+    {"store", "timeout", NW_CFG_DURATION_MS, F(store_timeout_ms), .def = "30s", .min = 100,
+     .max = 600000, .help = "one HTTP request to the store"},
+    {"store", "token_file", NW_CFG_PATH, F(store_token_file),
+     .help = "influx2: file with the token (or NEEDLEWATCH_INFLUX_TOKEN)"},
+    {"store", "credentials_file", NW_CFG_PATH, F(store_credentials_file),
+     .help = "influx: file with user:password"},
+    {"spec", "rate_hz", NW_CFG_RANGE, F(rate_hz), .def = "100..140", .min = 0, .max = 1000,
+     .help = "default in-spec needle rate"},
+    {"spec", "depth_mm", NW_CFG_RANGE, F(depth_mm), .def = "0.25..0.50", .min = 0, .max = 5,
+     .help = "default in-spec needle depth"},
+};
+#undef F
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+/* [model "NAME"] sections: the spec window of one model. */
+struct model_cfg {
+    struct nw_cfg_range rate_hz, depth_mm;
+};
+#define M(m) NW_CFG_FIELD(struct model_cfg, m)
+static const struct nw_cfg_key model_keys[] = {
+    {"model", "rate_hz", NW_CFG_RANGE, M(rate_hz), .def = "100..140", .min = 0, .max = 1000,
+     .help = "in-spec needle rate of the model"},
+    {"model", "depth_mm", NW_CFG_RANGE, M(depth_mm), .def = "0.25..0.50", .min = 0, .max = 5,
+     .help = "in-spec needle depth of the model"},
+};
+#undef M
+
+struct collector {
+    struct collector_cfg cfg;
+    struct nw_model_spec specs[NW_MAX_MODELS];
+    size_t nspecs;
+    struct nw_inventory *inventory;
+    void *zctx;
+    struct worker *workers[CP_MAX_WORKERS];
+    struct writer *writer;
+    struct ingest *ingest;
+    char worker_ep[CP_MAX_WORKERS][64], settle_ep[CP_MAX_WORKERS][64];
+    const char *worker_eps[CP_MAX_WORKERS], *settle_eps[CP_MAX_WORKERS];
+    struct MHD_Daemon *http;
+    volatile sig_atomic_t stop_input, stop_writer, drained, stop_ingest;
+};
+
+static struct collector C;
+
+/* ---- configuration ----------------------------------------------------- */
+
+static enum nw_err on_model(void *user, const char *kind, const char *name, const char *key,
+                            const char *value, int line, struct nw_error *err)
+{
+    (void)user, (void)line;
+    if (strcmp(kind, "model") != 0) {
+        return nw_error_set(err, NW_ERR_CONFIG, "unknown section kind \"%s\"", kind);
+    }
+    struct nw_model_spec *s = NULL;
+    for (size_t i = 1; i < C.nspecs; i++) {
+        if (!strcmp(C.specs[i].model, name)) {
+            s = &C.specs[i];
+        }
+    }
+    if (!key) { /* first header of this model */
+        if (s) {
+            return NW_OK;
+        }
+        if (C.nspecs == NW_MAX_MODELS || strlen(name) > NW_VERSION_MAX) {
+            return nw_error_set(err, NW_ERR_CONFIG, "too many models or name too long");
+        }
+        s = &C.specs[C.nspecs++];
+        snprintf(s->model, sizeof(s->model), "%s", name);
+        struct model_cfg m;
+        nw_config_defaults(model_keys, 2, &m, err);
+        s->rate_hz = m.rate_hz, s->depth_mm = m.depth_mm;
+        return NW_OK;
+    }
+    struct model_cfg m = {s->rate_hz, s->depth_mm};
+    enum nw_err rc = nw_config_apply_key(model_keys, 2, &m, "model", key, value, err);
+    s->rate_hz = m.rate_hz, s->depth_mm = m.depth_mm;
+    return rc;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: needlewatch-collector [--config FILE] [--broker URL] [--store URL]\n"
+                 "                             [--inventory FILE] [--http 127.0.0.1:PORT]\n"
+                 "                             [--role all] [--set SECTION.KEY=VALUE]...\n"
+                 "\n"
+                 "The needlewatch service: subscribes to the fleet's telemetry, events and\n"
+                 "status over MQTT 5, routes each device to one aggregation worker, writes the\n"
+                 "time-series store, and acknowledges to each agent what is durably stored.\n"
+                 "\n"
+                 "  -c, --config FILE      INI file (keys below; [model \"NAME\"] sections set\n"
+                 "                         rate_hz and depth_mm per device model)\n"
+                 "  -b, --broker URL       = --set collector.broker=URL\n"
+                 "  -s, --store URL        = --set collector.store=URL\n"
+                 "  -i, --inventory FILE   = --set collector.inventory=FILE\n"
+                 "      --http ADDR:PORT   = --set collector.http=ADDR:PORT\n"
+                 "      --role ROLE        = --set collector.role=ROLE\n"
+                 "  -S, --set S.K=V        any key below\n"
+                 "  -h, --help, -V, --version\n"
+                 "\nKeys (section.key, type, default):\n");
+    nw_config_print_help(out, keys, NKEYS, NW_CFG_HELP_TEXT);
+    fprintf(out, "\nSignals: SIGTERM/SIGINT flush, ack and exit 0 within 10 s.\n"
+                 "Exit status: 0 on a clean stop, 1 on a runtime failure, 2 on bad usage or "
+                 "configuration.\n");
+}
+
+static int apply(const char *dotted, const char *value)
+{
+    struct nw_error err = {0};
+    if (nw_config_apply_flag(keys, NKEYS, &C.cfg, dotted, value, &err) != NW_OK) {
+        fprintf(stderr, "needlewatch-collector: %s\n", err.msg);
+        return 2;
+    }
+    return 0;
+}
+
+static int load_config(int argc, char **argv)
+{
+    struct nw_error err = {0};
+    nw_config_defaults(keys, NKEYS, &C.cfg, &err);
+    C.nspecs = 1;
+    snprintf(C.specs[0].model, sizeof(C.specs[0].model), "*");
+    for (int i = 1; i + 1 < argc; i++) {
+        if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) &&
+            nw_config_load_file(argv[i + 1], keys, NKEYS, &C.cfg, on_model, NULL, &err) != NW_OK) {
+            fprintf(stderr, "needlewatch-collector: %s\n", err.msg);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+/* Returns -1 to go on, else the exit status. */
+static int parse_args(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'}, {"broker", required_argument, NULL, 'b'},
+        {"store", required_argument, NULL, 's'},  {"inventory", required_argument, NULL, 'i'},
+        {"http", required_argument, NULL, 'H'},   {"role", required_argument, NULL, 'R'},
+        {"set", required_argument, NULL, 'S'},    {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
+    int rc = load_config(argc, argv), c;
+    while (rc == 0 && (c = getopt_long(argc, argv, "c:b:s:i:S:hV", longopts, NULL)) != -1) {
+        char *eq;
+        switch (c) {
+        case 'c':
+            break;
+        case 'b':
+            rc = apply("collector.broker", optarg);
+            break;
+        case 's':
+            rc = apply("collector.store", optarg);
+            break;
+        case 'i':
+            rc = apply("collector.inventory", optarg);
+            break;
+        case 'H':
+            rc = apply("collector.http", optarg);
+            break;
+        case 'R':
+            rc = apply("collector.role", optarg);
+            break;
+        case 'S':
+            if (!(eq = strchr(optarg, '='))) {
+                fprintf(stderr, "needlewatch-collector: --set %s: expected SECTION.KEY=VALUE\n",
+                        optarg);
+                return 2;
+            }
+            *eq = '\0';
+            rc = apply(optarg, eq + 1);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("needlewatch-collector %s\n", NW_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (rc == 0 && optind < argc) {
+        fprintf(stderr, "needlewatch-collector: unexpected argument \"%s\"\n", argv[optind]);
+        rc = 2;
+    }
+    C.specs[0].rate_hz = C.cfg.rate_hz;
+    C.specs[0].depth_mm = C.cfg.depth_mm;
+    return rc ? rc : -1;
+}
+
+/* ---- HTTP -------------------------------------------------------------- */
+
+static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *data,
+                              size_t *size, void **state)
+{
+    (void)cls, (void)version, (void)data, (void)size, (void)state;
+    static char body[16384];
+    unsigned status = MHD_HTTP_OK;
+    if (strcmp(method, "GET") != 0) {
+        status = MHD_HTTP_METHOD_NOT_ALLOWED;
+        snprintf(body, sizeof(body), "GET only\n");
+    } else if (!strcmp(url, "/metrics")) {
+        collector_metrics_render(body, sizeof(body));
+    } else if (!strcmp(url, "/healthz")) {
+        bool broker = CM_GET(broker_up), store = CM_GET(store_up);
+        status = broker && store ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+        snprintf(body, sizeof(body), "%s broker=%s store=%s\n",
+                 status == MHD_HTTP_OK ? "ok" : "degraded", broker ? "up" : "down",
+                 store ? "up" : "down");
+    } else {
+        status = MHD_HTTP_NOT_FOUND;
+        snprintf(body, sizeof(body), "/healthz or /metrics\n");
+    }
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_COPY);
+    MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
+    enum MHD_Result rc = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static int start_http(void)
+{
+    if (!C.cfg.http[0]) {
+        return 0;
+    }
+    char host[64];
+    snprintf(host, sizeof(host), "%s", C.cfg.http);
+    char *colon = strrchr(host, ':');
+    struct sockaddr_in addr = {.sin_family = AF_INET};
+    long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+    if (colon) {
+        *colon = '\0';
+    }
+    if (!colon || port < 1 || port > 65535 || inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
+        fprintf(stderr, "needlewatch-collector: collector.http \"%s\": expected IPv4:PORT\n",
+                C.cfg.http);
+        return 2;
+    }
+    addr.sin_port = htons((uint16_t)port);
+    C.http =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL, answer, NULL,
+                         MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+    if (!C.http) {
+        nw_log(NW_LOG_ERROR, "http", "cannot listen on %s", C.cfg.http);
+        return 1;
+    }
+    nw_log(NW_LOG_NOTICE, "http", "serving /healthz and /metrics on %s", C.cfg.http);
+    return 0;
+}
+
+/* ---- threads ----------------------------------------------------------- */
+
+static void *run_worker(void *arg)
+{
+    worker_run(arg, &C.stop_input, &C.drained);
+    return NULL;
+}
+
+static void *run_writer(void *arg)
+{
+    writer_run(arg, &C.stop_writer);
+    return NULL;
+}
+
+static void *run_ingest(void *arg)
+{
+    ingest_run(arg, &C.stop_ingest);
+    return NULL;
+}
+
+static int build(void)
+{
+    struct nw_error err = {0};
+    struct nw_limits lim;
+    nw_limits_default(&lim);
+    int n = (int)C.cfg.workers;
+    for (int i = 0; i < n; i++) {
+        snprintf(C.worker_ep[i], sizeof(C.worker_ep[i]), "inproc://nw-worker-%d", i);
+        snprintf(C.settle_ep[i], sizeof(C.settle_ep[i]), "inproc://nw-settle-%d", i);
+        C.worker_eps[i] = C.worker_ep[i];
+        C.settle_eps[i] = C.settle_ep[i];
+        struct worker_options wo = {.id = i,
+                                    .endpoint = C.worker_ep[i],
+                                    .writer_endpoint = CP_EP_WRITER,
+                                    .settle_endpoint = C.settle_ep[i],
+                                    .ack_endpoint = CP_EP_ACKS,
+                                    .inventory = C.inventory,
+                                    .specs = C.specs,
+                                    .nspecs = C.nspecs,
+                                    .max_devices = C.cfg.max_devices,
+                                    .limits = lim};
+        if (worker_new(&wo, C.zctx, &C.workers[i], &err) != NW_OK) {
+            goto fail;
+        }
+    }
+    struct writer_options wr = {.endpoint = CP_EP_WRITER,
+                                .settle_endpoints = C.settle_eps,
+                                .workers = n,
+                                .store_url = C.cfg.store,
+                                .batch_points = C.cfg.batch_points,
+                                .flush_ms = C.cfg.flush_ms};
+    wr.store.timeout_ms = C.cfg.store_timeout_ms;
+    wr.store.dead_letter_path = C.cfg.dead_letter[0] ? C.cfg.dead_letter : NULL;
+    wr.store.token_file = C.cfg.store_token_file[0] ? C.cfg.store_token_file : NULL;
+    wr.store.credentials_file =
+        C.cfg.store_credentials_file[0] ? C.cfg.store_credentials_file : NULL;
+    if (writer_new(&wr, C.zctx, &C.writer, &err) != NW_OK) {
+        goto fail;
+    }
+    struct ingest_options io = {
+        .mqtt = {.url = C.cfg.broker,
+                 .client_id = C.cfg.client_id,
+                 .ca_file = C.cfg.ca_file[0] ? C.cfg.ca_file : NULL,
+                 .cert_file = C.cfg.cert_file[0] ? C.cfg.cert_file : NULL,
+                 .key_file = C.cfg.key_file[0] ? C.cfg.key_file : NULL,
+                 .credentials_file = C.cfg.credentials_file[0] ? C.cfg.credentials_file : NULL,
+                 .max_inflight = (int)C.cfg.max_inflight},
+        .prefix = C.cfg.prefix,
+        .share_group = C.cfg.share_group[0] ? C.cfg.share_group : NULL,
+        .workers = n,
+        .worker_endpoints = C.worker_eps,
+        .ack_endpoint = CP_EP_ACKS,
+        .dead_letter = C.cfg.dead_letter[0] ? C.cfg.dead_letter : NULL,
+        .dead_letter_max = 64ull << 20,
+        .ack_interval_ms = C.cfg.ack_interval_ms,
+        .max_devices = C.cfg.max_devices * (size_t)n,
+        .limits = lim};
+    if (ingest_new(&io, C.zctx, &C.ingest, &err) != NW_OK) {
+        goto fail;
+    }
+    return 0;
+fail:
+    nw_log(NW_LOG_ERROR, "collector", "%s", err.msg);
+    return err.code == NW_ERR_CONFIG ? 2 : 1;
+}
+
+static void teardown(void)
+{
+    if (C.http) {
+        MHD_stop_daemon(C.http);
+    }
+    ingest_destroy(&C.ingest);
+    writer_destroy(&C.writer);
+    for (int i = 0; i < CP_MAX_WORKERS; i++) {
+        worker_destroy(&C.workers[i]);
+    }
+    if (C.zctx) {
+        zmq_ctx_term(C.zctx);
+    }
+    nw_inventory_destroy(&C.inventory);
+}
+
+static int load_inventory(void)
+{
+    struct nw_error err = {0};
+    if (!C.cfg.inventory[0]) {
+        C.inventory = nw_inventory_empty();
+        nw_log(NW_LOG_WARN, "collector", "no inventory: every device is stored as \"%s\"",
+               NW_UNASSIGNED_CLINIC);
+        return C.inventory ? 0 : 1;
+    }
+    if (nw_inventory_load(C.cfg.inventory, &C.inventory, &err) != NW_OK) {
+        fprintf(stderr, "needlewatch-collector: %s\n", err.msg);
+        return 2;
+    }
+    nw_log(NW_LOG_NOTICE, "collector", "inventory %s: %zu devices", C.cfg.inventory,
+           nw_inventory_count(C.inventory));
+    return 0;
+}
+
+static void run(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_t tw[CP_MAX_WORKERS], twr, tin;
+    int n = (int)C.cfg.workers;
+    for (int i = 0; i < n; i++) {
+        pthread_create(&tw[i], NULL, run_worker, C.workers[i]);
+    }
+    pthread_create(&twr, NULL, run_writer, C.writer);
+    pthread_create(&tin, NULL, run_ingest, C.ingest);
+    for (;;) {
+        int sig = 0;
+        sigwait(&set, &sig);
+        if (sig == SIGHUP) {
+            nw_log(NW_LOG_NOTICE, "collector",
+                   "SIGHUP: inventory reload applies to devices "
+                   "seen from the next restart on");
+            continue;
+        }
+        nw_log(NW_LOG_NOTICE, "collector", "%s: flushing the store and the acks", strsignal(sig));
+        break;
+    }
+    C.stop_input = 1;
+    C.stop_writer = 1;
+    pthread_join(twr, NULL);
+    usleep(200 * 1000); /* let workers turn the last settles into ack requests */
+    C.drained = 1;
+    for (int i = 0; i < n; i++) {
+        pthread_join(tw[i], NULL);
+    }
+    C.stop_ingest = 1;
+    pthread_join(tin, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    int rc = parse_args(argc, argv);
+    if (rc >= 0) {
+        return rc;
+    }
+    nw_log_init("needlewatch-collector", (enum nw_log_level)C.cfg.log_level, NW_LOG_TO_STDERR);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread inherits it; main sigwaits */
+    signal(SIGPIPE, SIG_IGN);
+    rc = load_inventory();
+    if (rc == 0) {
+        C.zctx = zmq_ctx_new();
+        rc = C.zctx ? build() : 1;
+    }
+    if (rc == 0) {
+        rc = start_http();
+    }
+    if (rc == 0) {
+        nw_log(NW_LOG_NOTICE, "collector", "broker %s, store %s, %d workers", C.cfg.broker,
+               C.cfg.store, (int)C.cfg.workers);
+        run();
+        nw_log(NW_LOG_NOTICE, "collector", "stopped: %llu points stored, %llu acks sent",
+               (unsigned long long)CM_GET(points_stored), (unsigned long long)CM_GET(acks_sent));
+    }
+    teardown();
+    return rc;
+}

@@ -1,0 +1,541 @@
+/*
+ * ingest.c - MQTT in, validated messages out to the workers, acks back.
+ */
+#include "ingest.h"
+
+#include "metrics.h"
+#include "pipeline.h"
+
+#include <needlewatch/clock.h>
+#include <needlewatch/codec.h>
+#include <needlewatch/log.h>
+#include <needlewatch/topic.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define DEFAULT_ACK_INTERVAL_MS 200
+#define DEFAULT_MAX_DEVICES 100000
+#define ACK_FLUSH_EVERY_MS 50
+#define ITEM_REASONS 2
+
+struct pending_ack {
+    struct cp_ack ack;
+    int64_t last_sent;
+    bool dirty;  /* holds a watermark not yet published */
+    bool listed; /* its index is in the dirty list */
+    bool used;
+};
+
+struct ingest {
+    struct ingest_options opt;
+    struct nw_mqtt *mqtt;
+    struct nw_codec *codec;
+    void *push[CP_MAX_WORKERS];
+    void *acks;
+    FILE *dead;
+    uint64_t dead_bytes, dead_dropped;
+    struct nw_window *windows;
+    struct nw_event *events;
+    uint32_t *rejected;
+    struct pending_ack *table;
+    size_t nslots;
+    uint32_t *dirty; /* indexes of listed slots, so flushing skips idle ones */
+    size_t ndirty;
+    int64_t next_flush;
+    char topic_buf[NW_TOPIC_MAX + 1];
+    struct nw_logonce *bad_msg, *bad_item;
+};
+
+/* ---- dead letters ------------------------------------------------------ */
+
+static void json_escape(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            fprintf(f, "\\%c", c);
+        } else if (c < 0x20) {
+            fprintf(f, "\\u%04x", c);
+        } else {
+            fputc(c, f);
+        }
+    }
+}
+
+static void dead_letter(struct ingest *in, const char *device, uint64_t epoch, const char *kind,
+                        uint64_t seq, enum nw_reason reason, const char *detail)
+{
+    if (!in->dead) {
+        return;
+    }
+    if (in->dead_bytes >= in->opt.dead_letter_max) {
+        if (in->dead_dropped++ == 0) {
+            nw_log(NW_LOG_ERROR, "ingest",
+                   "dead-letter file %s reached %" PRIu64
+                   " bytes: further refused items are only counted",
+                   in->opt.dead_letter, in->opt.dead_letter_max);
+        }
+        return;
+    }
+    char ts[32];
+    nw_clock_format_rfc3339(nw_clock_realtime_ms(), ts);
+    long before = ftell(in->dead);
+    fprintf(in->dead,
+            "{\"time\":\"%s\",\"device\":\"%s\",\"epoch\":%" PRIu64
+            ",\"kind\":\"%s\",\"seq\":%" PRIu64 ",\"reason\":\"%s\",\"detail\":\"",
+            ts, device, epoch, kind, seq, nw_reason_name(reason));
+    json_escape(in->dead, detail);
+    fputs("\"}\n", in->dead);
+    fflush(in->dead);
+    long after = ftell(in->dead);
+    in->dead_bytes += after > before ? (uint64_t)(after - before) : 0;
+}
+
+/* ---- routing ----------------------------------------------------------- */
+
+static void forward(struct ingest *in, const char *device, uint8_t type, const void *payload,
+                    size_t len, uint32_t nrejected)
+{
+    struct cp_in hdr = {.type = type, .nrejected = nrejected, .arrival_ms = nw_clock_realtime_ms()};
+    void *sock = in->push[cp_worker_of(device, in->opt.workers)];
+    if (zmq_send(sock, &hdr, sizeof(hdr), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        CM_ADD(hwm_drops_worker, 1); /* not acked: the agent re-sends it */
+        return;
+    }
+    zmq_send(sock, payload, len, ZMQ_SNDMORE);
+    zmq_send(sock, in->rejected, nrejected * sizeof(uint32_t), 0);
+    CM_ADD(messages_in[type], 1);
+}
+
+static void refuse(struct ingest *in, const char *topic, enum nw_reason reason,
+                   const struct nw_error *err)
+{
+    CM_ADD(rejected[reason], 1);
+    nw_logonce_hit(in->bad_msg, (size_t)reason, "%s: %s", topic, err->msg);
+}
+
+static bool ids_match(struct ingest *in, const char *topic, const char *topic_dev,
+                      const char *payload_dev)
+{
+    if (strcmp(topic_dev, payload_dev) == 0) {
+        return true;
+    }
+    struct nw_error err;
+    nw_error_set(&err, NW_ERR_INVALID, "payload device \"%s\" differs from the topic's",
+                 payload_dev);
+    refuse(in, topic, NW_REASON_ID_MISMATCH, &err);
+    return false;
+}
+
+static void on_windows(struct ingest *in, const char *topic, const char *dev, const void *payload,
+                       size_t len)
+{
+    struct nw_window_batch b = {.windows = in->windows, .capacity = in->opt.limits.max_windows};
+    enum nw_reason reason = NW_REASON_NONE;
+    struct nw_error err = {0};
+    if (nw_codec_decode_windows(in->codec, payload, len, &b, &reason, &err) != NW_OK) {
+        refuse(in, topic, reason, &err);
+        return;
+    }
+    if (!ids_match(in, topic, dev, b.device_id)) {
+        return;
+    }
+    uint32_t nrej = 0;
+    int64_t now = nw_clock_realtime_ms();
+    for (size_t i = 0; i < b.count; i++) {
+        if (i > 0 && b.windows[i].seq <= b.windows[i - 1].seq) {
+            nw_reject(NW_REASON_BAD_SEQUENCE, &reason, &err,
+                      "windows[%zu].seq %" PRIu64 " not ascending", i, b.windows[i].seq);
+            refuse(in, topic, reason, &err);
+            return;
+        }
+        if (nw_validate_window(&b.windows[i], &in->opt.limits, now, &reason, &err) != NW_OK) {
+            in->rejected[nrej++] = (uint32_t)i;
+            CM_ADD(items_rejected, 1);
+            nw_logonce_hit(in->bad_item, (size_t)reason, "%s window %" PRIu64 ": %s", dev,
+                           b.windows[i].seq, err.msg);
+            dead_letter(in, dev, b.epoch, "window", b.windows[i].seq, reason, err.msg);
+        }
+    }
+    CM_ADD(windows_in, b.count - nrej);
+    forward(in, dev, CP_WINDOWS, payload, len, nrej);
+}
+
+static void on_events(struct ingest *in, const char *topic, const char *dev, const void *payload,
+                      size_t len)
+{
+    struct nw_event_batch b = {.events = in->events, .capacity = in->opt.limits.max_events};
+    enum nw_reason reason = NW_REASON_NONE;
+    struct nw_error err = {0};
+    if (nw_codec_decode_events(in->codec, payload, len, &b, &reason, &err) != NW_OK) {
+        refuse(in, topic, reason, &err);
+        return;
+    }
+    if (!ids_match(in, topic, dev, b.device_id)) {
+        return;
+    }
+    uint32_t nrej = 0;
+    int64_t now = nw_clock_realtime_ms();
+    for (size_t i = 0; i < b.count; i++) {
+        if (i > 0 && b.events[i].seq <= b.events[i - 1].seq) {
+            nw_reject(NW_REASON_BAD_SEQUENCE, &reason, &err, "events[%zu].seq not ascending", i);
+            refuse(in, topic, reason, &err);
+            return;
+        }
+        if (nw_validate_event(&b.events[i], &in->opt.limits, now, &reason, &err) != NW_OK) {
+            in->rejected[nrej++] = (uint32_t)i;
+            CM_ADD(items_rejected, 1);
+            nw_logonce_hit(in->bad_item, (size_t)reason, "%s event %" PRIu64 ": %s", dev,
+                           b.events[i].seq, err.msg);
+            dead_letter(in, dev, b.epoch, "event", b.events[i].seq, reason, err.msg);
+        }
+    }
+    CM_ADD(events_in, b.count - nrej);
+    forward(in, dev, CP_EVENTS, payload, len, nrej);
+}
+
+static void on_status(struct ingest *in, const char *topic, const char *dev, const void *payload,
+                      size_t len)
+{
+    struct nw_status s;
+    enum nw_reason reason = NW_REASON_NONE;
+    struct nw_error err = {0};
+    if (len == 0) {
+        return; /* a retained status being cleared */
+    }
+    if (nw_codec_decode_status(in->codec, payload, len, &s, &reason, &err) != NW_OK) {
+        refuse(in, topic, reason, &err);
+        return;
+    }
+    if (!ids_match(in, topic, dev, s.device_id)) {
+        return;
+    }
+    /* A last will is made when the agent connected, possibly long ago: its
+     * time is not judged against now. */
+    if (s.state == NW_DEVICE_OFFLINE) {
+        s.time_ms = nw_clock_realtime_ms();
+    }
+    if (nw_validate_status(&s, &in->opt.limits, nw_clock_realtime_ms(), &reason, &err) != NW_OK) {
+        refuse(in, topic, reason, &err);
+        return;
+    }
+    forward(in, dev, CP_STATUS, payload, len, 0);
+}
+
+static void on_message(void *user, const char *topic, const void *payload, size_t len)
+{
+    struct ingest *in = user;
+    char dev[NW_DEVICE_ID_MAX + 1];
+    enum nw_topic_kind kind;
+    enum nw_reason reason = NW_REASON_NONE;
+    struct nw_error err = {0};
+    if (nw_topic_parse(in->opt.prefix, topic, dev, &kind, &reason, &err) != NW_OK) {
+        refuse(in, topic, reason, &err);
+        return;
+    }
+    switch (kind) {
+    case NW_TOPIC_TELEMETRY:
+        on_windows(in, topic, dev, payload, len);
+        break;
+    case NW_TOPIC_EVENT:
+        on_events(in, topic, dev, payload, len);
+        break;
+    case NW_TOPIC_STATUS:
+        on_status(in, topic, dev, payload, len);
+        break;
+    default:
+        break; /* our own acks and alerts */
+    }
+}
+
+/* ---- MQTT connection --------------------------------------------------- */
+
+static void on_connect(void *user)
+{
+    struct ingest *in = user;
+    static const enum nw_topic_kind kinds[] = {NW_TOPIC_TELEMETRY, NW_TOPIC_EVENT, NW_TOPIC_STATUS};
+    for (size_t i = 0; i < 3; i++) {
+        char filter[NW_TOPIC_MAX + 80];
+        struct nw_error err = {0};
+        if (nw_topic_filter(in->opt.prefix, in->opt.share_group, kinds[i], filter, sizeof(filter),
+                            &err) != NW_OK ||
+            nw_mqtt_subscribe(in->mqtt, filter, 1, &err) != NW_OK) {
+            nw_log(NW_LOG_ERROR, "ingest", "subscribe: %s", err.msg);
+        }
+    }
+    CM_SET(broker_up, 1);
+    nw_log(NW_LOG_NOTICE, "ingest", "broker %s up; subscribed under %s/+/", in->opt.mqtt.url,
+           in->opt.prefix);
+}
+
+static void on_disconnect(void *user, const char *reason)
+{
+    struct ingest *in = user;
+    CM_SET(broker_up, 0);
+    nw_log(NW_LOG_WARN, "ingest", "broker %s down: %s; agents keep their data until it returns",
+           in->opt.mqtt.url, reason);
+}
+
+/* ---- acks -------------------------------------------------------------- */
+
+static uint64_t hash_dev(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    }
+    return h;
+}
+
+static struct pending_ack *slot_of(struct ingest *in, const char *device)
+{
+    size_t mask = in->nslots - 1;
+    for (size_t i = hash_dev(device) & mask, n = 0; n < in->nslots; i = (i + 1) & mask, n++) {
+        struct pending_ack *p = &in->table[i];
+        if (!p->used || strcmp(p->ack.device, device) == 0) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static bool publish_ack(struct ingest *in, struct pending_ack *p)
+{
+    struct nw_ack a = {.epoch = p->ack.epoch,
+                       .window_seq = p->ack.window_seq,
+                       .event_seq = p->ack.event_seq,
+                       .time_ms = nw_clock_realtime_ms()};
+    memcpy(a.device_id, p->ack.device, sizeof(a.device_id));
+    uint8_t buf[256];
+    size_t len = 0;
+    if (!nw_mqtt_can_publish(in->mqtt) ||
+        nw_codec_encode_ack(in->codec, &a, buf, sizeof(buf), &len, NULL) != NW_OK ||
+        nw_topic_build(in->opt.prefix, a.device_id, NW_TOPIC_ACK, in->topic_buf,
+                       sizeof(in->topic_buf), NULL) != NW_OK ||
+        nw_mqtt_publish(in->mqtt, in->topic_buf, buf, len, 1, false, NULL, NULL) != NW_OK) {
+        return false;
+    }
+    CM_ADD(acks_sent, 1);
+    p->dirty = false;
+    p->last_sent = nw_clock_mono_ms();
+    return true;
+}
+
+static void take_ack(struct ingest *in, const struct cp_ack *a)
+{
+    struct pending_ack *p = slot_of(in, a->device);
+    if (!p) { /* table full: send without coalescing */
+        struct pending_ack tmp = {.ack = *a, .used = true};
+        publish_ack(in, &tmp);
+        return;
+    }
+    if (p->used && p->dirty) {
+        CM_ADD(acks_coalesced, 1);
+    }
+    p->used = true;
+    p->ack = *a;
+    p->dirty = true;
+    if (nw_clock_mono_ms() - p->last_sent >= in->opt.ack_interval_ms && publish_ack(in, p)) {
+        return;
+    }
+    if (!p->listed) {
+        p->listed = true;
+        in->dirty[in->ndirty++] = (uint32_t)(p - in->table);
+    }
+}
+
+static void drain_acks(struct ingest *in)
+{
+    struct cp_ack a;
+    for (int i = 0; i < 10000; i++) {
+        int n = zmq_recv(in->acks, &a, sizeof(a), ZMQ_DONTWAIT);
+        if (n < 0) {
+            break;
+        }
+        if (n == (int)sizeof(a)) {
+            take_ack(in, &a);
+        }
+    }
+}
+
+static void flush_acks(struct ingest *in, int64_t now)
+{
+    if (now < in->next_flush) {
+        return;
+    }
+    in->next_flush = now + ACK_FLUSH_EVERY_MS;
+    size_t keep = 0;
+    for (size_t i = 0; i < in->ndirty; i++) {
+        struct pending_ack *p = &in->table[in->dirty[i]];
+        bool due = now - p->last_sent >= in->opt.ack_interval_ms;
+        if (p->dirty && (!due || !publish_ack(in, p))) {
+            in->dirty[keep++] = in->dirty[i]; /* not yet due, or window full */
+        } else {
+            p->listed = false;
+        }
+    }
+    in->ndirty = keep;
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+static enum nw_err open_sockets(struct ingest *in, void *zctx, struct nw_error *out_err)
+{
+    for (int i = 0; i < in->opt.workers; i++) {
+        const char *ep = in->opt.worker_endpoints[i];
+        in->push[i] = zmq_socket(zctx, ZMQ_PUSH);
+        cp_socket_defaults(in->push[i]);
+        if (zmq_connect(in->push[i], ep) != 0) {
+            return nw_error_set(out_err, NW_ERR_CONFIG, "connect %s: %s", ep, zmq_strerror(errno));
+        }
+    }
+    in->acks = zmq_socket(zctx, ZMQ_PULL);
+    cp_socket_defaults(in->acks);
+    if (zmq_bind(in->acks, in->opt.ack_endpoint) != 0) {
+        return nw_error_set(out_err, NW_ERR_CONFIG, "bind %s: %s", in->opt.ack_endpoint,
+                            zmq_strerror(errno));
+    }
+    return NW_OK;
+}
+
+static enum nw_err alloc_buffers(struct ingest *in, struct nw_error *out_err)
+{
+    size_t cap = in->opt.limits.max_windows > in->opt.limits.max_events ? in->opt.limits.max_windows
+                                                                        : in->opt.limits.max_events;
+    in->nslots = 16;
+    while (in->nslots < 2 * in->opt.max_devices) {
+        in->nslots *= 2;
+    }
+    static const char *const reasons[NW_REASON__COUNT] = {
+        "none",          "too_big",    "malformed",    "too_complex", "missing_field",
+        "bad_device_id", "bad_string", "bad_count",    "not_finite",  "out_of_range",
+        "impossible",    "bad_time",   "bad_sequence", "id_mismatch", "bad_topic"};
+    in->codec = nw_codec_new(&in->opt.limits);
+    in->windows = calloc(in->opt.limits.max_windows, sizeof(*in->windows));
+    in->events = calloc(in->opt.limits.max_events, sizeof(*in->events));
+    in->rejected = calloc(cap, sizeof(*in->rejected));
+    in->table = calloc(in->nslots, sizeof(*in->table));
+    in->dirty = calloc(in->nslots, sizeof(*in->dirty));
+    in->bad_msg = nw_logonce_new(NW_LOG_WARN, "ingest", "rejected", "messages", reasons,
+                                 NW_REASON__COUNT, 60000);
+    in->bad_item = nw_logonce_new(NW_LOG_WARN, "ingest", "dead-lettered", "items", reasons,
+                                  NW_REASON__COUNT, 60000);
+    if (!in->codec || !in->windows || !in->events || !in->rejected || !in->table || !in->dirty ||
+        !in->bad_msg || !in->bad_item) {
+        return nw_error_set(out_err, NW_ERR_NOMEM, "ingest: out of memory");
+    }
+    return NW_OK;
+}
+
+enum nw_err ingest_new(const struct ingest_options *opt, void *zctx, struct ingest **out,
+                       struct nw_error *out_err)
+{
+    struct ingest *in = calloc(1, sizeof(*in));
+    if (!in) {
+        return nw_error_set(out_err, NW_ERR_NOMEM, "ingest: out of memory");
+    }
+    in->opt = *opt;
+    if (in->opt.ack_interval_ms <= 0) {
+        in->opt.ack_interval_ms = DEFAULT_ACK_INTERVAL_MS;
+    }
+    if (in->opt.max_devices == 0) {
+        in->opt.max_devices = DEFAULT_MAX_DEVICES;
+    }
+    struct nw_mqtt_callbacks cb = {.user = in,
+                                   .on_connect = on_connect,
+                                   .on_disconnect = on_disconnect,
+                                   .on_message = on_message};
+    enum nw_err rc = alloc_buffers(in, out_err);
+    if (rc == NW_OK && opt->dead_letter) {
+        in->dead = fopen(opt->dead_letter, "a");
+        if (!in->dead) {
+            rc = nw_error_set(out_err, NW_ERR_CONFIG, "dead-letter file %s: %s", opt->dead_letter,
+                              strerror(errno));
+        }
+    }
+    if (rc == NW_OK) {
+        rc = open_sockets(in, zctx, out_err);
+    }
+    if (rc == NW_OK) {
+        rc = nw_mqtt_new(&opt->mqtt, &cb, &in->mqtt, out_err);
+    }
+    if (rc != NW_OK) {
+        ingest_destroy(&in);
+        return rc;
+    }
+    *out = in;
+    return NW_OK;
+}
+
+void ingest_destroy(struct ingest **p)
+{
+    if (!p || !*p) {
+        return;
+    }
+    struct ingest *in = *p;
+    nw_mqtt_destroy(&in->mqtt);
+    for (int i = 0; i < CP_MAX_WORKERS; i++) {
+        if (in->push[i]) {
+            zmq_close(in->push[i]);
+        }
+    }
+    if (in->acks) {
+        zmq_close(in->acks);
+    }
+    if (in->dead) {
+        fclose(in->dead);
+    }
+    nw_codec_destroy(&in->codec);
+    nw_logonce_destroy(&in->bad_msg);
+    nw_logonce_destroy(&in->bad_item);
+    free(in->windows);
+    free(in->events);
+    free(in->rejected);
+    free(in->table);
+    free(in->dirty);
+    free(in);
+    *p = NULL;
+}
+
+static void poll_once(struct ingest *in, int timeout_ms)
+{
+    zmq_pollitem_t items[2] = {{.socket = in->acks, .events = ZMQ_POLLIN}};
+    int n = 1, fd = nw_mqtt_fd(in->mqtt);
+    if (fd >= 0) {
+        items[n++] = (zmq_pollitem_t){
+            .fd = fd, .events = ZMQ_POLLIN | (nw_mqtt_want_write(in->mqtt) ? ZMQ_POLLOUT : 0)};
+    }
+    int t = nw_mqtt_timeout_ms(in->mqtt);
+    zmq_poll(items, n, t < timeout_ms ? t : timeout_ms);
+    bool rd = n > 1 && (items[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR));
+    bool wr = n > 1 && (items[1].revents & ZMQ_POLLOUT);
+    nw_mqtt_step(in->mqtt, rd, wr);
+    drain_acks(in);
+    flush_acks(in, nw_clock_mono_ms());
+    nw_logonce_flush(in->bad_msg, false);
+    nw_logonce_flush(in->bad_item, false);
+}
+
+void ingest_run(struct ingest *in, volatile sig_atomic_t *stop)
+{
+    nw_mqtt_start(in->mqtt);
+    while (!*stop) {
+        poll_once(in, ACK_FLUSH_EVERY_MS);
+    }
+    /* Last acks for what the writer stored during shutdown, then go. */
+    int64_t until = nw_clock_mono_ms() + 2000;
+    while (nw_clock_mono_ms() < until) {
+        poll_once(in, 20);
+        if (in->ndirty == 0 && nw_mqtt_inflight(in->mqtt) == 0) {
+            break;
+        }
+    }
+    nw_logonce_flush(in->bad_msg, true);
+    nw_logonce_flush(in->bad_item, true);
+    nw_mqtt_stop(in->mqtt);
+}

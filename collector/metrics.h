@@ -1,0 +1,45 @@
+/*
+ * metrics.h - the collector's counters and the /metrics text.
+ *
+ * The one piece of shared mutable state between the collector's threads:
+ * each counter is written by one stage with relaxed atomic adds and read
+ * by the HTTP thread, which needs no consistency between counters.
+ */
+#ifndef COLLECTOR_METRICS_H
+#define COLLECTOR_METRICS_H
+
+#include "pipeline.h"
+
+#include <needlewatch/validate.h>
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct collector_metrics {
+    atomic_uint_fast64_t messages_in[4];             /* by enum cp_type */
+    atomic_uint_fast64_t windows_in, events_in;      /* items in accepted messages */
+    atomic_uint_fast64_t rejected[NW_REASON__COUNT]; /* whole messages */
+    atomic_uint_fast64_t items_rejected;             /* single windows/events, dead-lettered */
+    atomic_uint_fast64_t hwm_drops_worker, hwm_drops_writer, hwm_drops_settle;
+    atomic_uint_fast64_t points_stored, store_writes, store_failures;
+    atomic_uint_fast64_t store_latency_us_sum, store_latency_us_max;
+    atomic_uint_fast64_t points_pending; /* in the writer, not yet stored */
+    atomic_uint_fast64_t spool_records;
+    atomic_uint_fast64_t seqs_lost; /* skipped over by a queue floor */
+    atomic_uint_fast64_t acks_sent, acks_coalesced;
+    atomic_uint_fast64_t devices;
+    atomic_int store_up, broker_up;
+};
+
+extern struct collector_metrics cm;
+
+#define CM_ADD(field, n) atomic_fetch_add_explicit(&cm.field, (n), memory_order_relaxed)
+#define CM_SET(field, v) atomic_store_explicit(&cm.field, (v), memory_order_relaxed)
+#define CM_GET(field) atomic_load_explicit(&cm.field, memory_order_relaxed)
+
+/* Writes the Prometheus text exposition into buf; returns its length
+ * (truncated to cap - 1 bytes, always NUL-terminated). */
+size_t collector_metrics_render(char *buf, size_t cap);
+
+#endif

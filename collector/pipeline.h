@@ -1,0 +1,82 @@
+/*
+ * pipeline.h - the collector's stages and the messages between them.
+ *
+ *   ingest (1 thread: MQTT in, acks out)
+ *     --PUSH/PULL by hash(device) % workers-->  worker i (aggregation, rules)
+ *     --PUSH/PULL-->  writer (batches, the store, the spool)
+ *     --PUSH settle refs back to worker i-->  worker i (watermarks)
+ *     --PUSH ack requests-->  ingest (coalesced, published on .../ack)
+ *
+ * Threads share no mutable state but the metrics counters (atomics, read
+ * by the HTTP thread). Everything else moves as ZeroMQ messages: inproc://
+ * inside one process, tcp:// between an ingest and an aggregate process.
+ *
+ * High-water marks are set on every socket (CP_HWM messages). A send that
+ * would block at the mark is not retried: the message is dropped and
+ * counted (nw_collector_hwm_drops_total{stage=...}); nothing was acked for
+ * it, so the agent re-sends it after its ack timeout. Loss is impossible,
+ * only delay; and the MQTT loop never blocks on a slow store.
+ *
+ * Messages (multipart; structs are sent as raw bytes, so ingest and
+ * aggregate processes must run the same build on the same architecture):
+ *   ingest -> worker  [struct cp_in][payload as received][uint32 rejected indexes]
+ *   worker -> writer  [struct cp_batch][struct nw_point x n]
+ *   writer -> worker  [struct cp_ref x n]      points now durably stored
+ *   worker -> ingest  [struct cp_ack]          new watermark of a device
+ */
+#ifndef COLLECTOR_PIPELINE_H
+#define COLLECTOR_PIPELINE_H
+
+#include "point.h"
+
+#include <needlewatch/msg.h>
+#include <needlewatch/topic.h>
+
+#include <stdint.h>
+
+#define CP_HWM 10000
+#define CP_MAX_WORKERS 64
+#define CP_LINGER_MS 1000
+#define CP_MAX_MSG_BYTES (64 * 1024 * 1024)
+
+#define CP_EP_WORKER "inproc://nw-worker-%d"
+#define CP_EP_WRITER "inproc://nw-writer"
+#define CP_EP_SETTLE "inproc://nw-settle-%d"
+#define CP_EP_ACKS "inproc://nw-acks"
+#define CP_EP_CONTROL "inproc://nw-control"
+
+enum cp_type { CP_WINDOWS = 1, CP_EVENTS = 2, CP_STATUS = 3 };
+
+struct cp_in {
+    uint8_t type; /* enum cp_type */
+    uint8_t pad[3];
+    uint32_t nrejected; /* indexes in the third frame: settled, not stored */
+    int64_t arrival_ms; /* wall clock at ingest */
+};
+
+struct cp_batch {
+    int32_t worker;
+    uint32_t npoints;
+};
+
+struct cp_ref {
+    char device[NW_DEVICE_ID_MAX + 1];
+    uint8_t type; /* CP_WINDOWS or CP_EVENTS */
+    uint64_t epoch;
+    uint64_t seq;
+};
+
+struct cp_ack {
+    char device[NW_DEVICE_ID_MAX + 1];
+    uint64_t epoch;
+    uint64_t window_seq;
+    uint64_t event_seq;
+};
+
+/* The worker a device belongs to: stable across restarts and processes. */
+int cp_worker_of(const char *device, int workers);
+
+/* Sets high-water marks, linger and max message size on a ZeroMQ socket. */
+void cp_socket_defaults(void *sock);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * worker.h - an aggregation worker: the per-device state of the devices
+ * that hash to it.
+ *
+ * For each message from ingest it turns windows, events and statuses into
+ * store points (clinic and model from the inventory, in_spec from the
+ * model's spec window) and hands them to the writer. When the writer says
+ * points are stored, it moves the device's contiguous watermarks and asks
+ * ingest to publish the new ack. Devices are created on first sight, up to
+ * max_devices per worker; beyond that, messages of new devices are dropped
+ * and counted (never acked, so nothing is lost while an operator raises the
+ * bound).
+ */
+#ifndef COLLECTOR_WORKER_H
+#define COLLECTOR_WORKER_H
+
+#include "inventory.h"
+
+#include <needlewatch/config.h>
+#include <needlewatch/err.h>
+#include <needlewatch/validate.h>
+
+#include <signal.h>
+#include <stddef.h>
+
+#define NW_MAX_MODELS 32
+
+/* The in-spec windows of a device model (DESIGN §1 defaults 100-140 Hz,
+ * 0.25-0.50 mm). */
+struct nw_model_spec {
+    char model[NW_VERSION_MAX + 1];
+    struct nw_cfg_range rate_hz;
+    struct nw_cfg_range depth_mm;
+};
+
+struct worker_options {
+    int id;
+    const char *endpoint;                 /* bound: ingest pushes here */
+    const char *writer_endpoint;          /* connected */
+    const char *settle_endpoint;          /* bound: the writer pushes settle refs here */
+    const char *ack_endpoint;             /* connected: ingest's ack socket */
+    const struct nw_inventory *inventory; /* borrowed; immutable */
+    const struct nw_model_spec *specs;    /* borrowed; specs[0] is the default */
+    size_t nspecs;
+    size_t max_devices;
+    struct nw_limits limits;
+};
+
+struct worker;
+
+/* zctx borrowed. Binds its sockets now, so ingest and the writer can
+ * connect as soon as this returns. The caller owns *out. */
+enum nw_err worker_new(const struct worker_options *opt, void *zctx, struct worker **out,
+                       struct nw_error *out_err);
+void worker_destroy(struct worker **p);
+
+/* Runs until *stop; then keeps settling what the writer confirms until
+ * *drained is set by the caller (after the writer has finished). */
+void worker_run(struct worker *w, volatile sig_atomic_t *stop, volatile sig_atomic_t *drained);
+
+/* The spec of model, or the default (specs[0]). */
+const struct nw_model_spec *worker_spec_for(const struct nw_model_spec *specs, size_t n,
+                                            const char *model);
+
+#endif
