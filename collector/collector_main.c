@@ -40,6 +40,7 @@ struct collector_cfg {
     char share_group[NW_DEVICE_ID_MAX + 1];
     char prefix[NW_TOPIC_PREFIX_MAX + 1];
     char dead_letter[512];
+    char state[512];
     uint64_t max_devices;
     int64_t ack_interval_ms;
     char ca_file[512], cert_file[512], key_file[512], credentials_file[512];
@@ -79,6 +80,8 @@ static const struct nw_cfg_key keys[] = {
     {"collector", "dead_letter", NW_CFG_PATH, F(dead_letter),
      .def = "needlewatch-dead-letter.jsonl",
      .help = "refused windows/events and store-refused points, one JSON line each"},
+    {"collector", "state", NW_CFG_PATH, F(state), .def = "needlewatch-collector-state.db",
+     .help = "per-device acknowledged watermarks (SQLite), written before each ack"},
     {"collector", "max_devices", NW_CFG_UINT, F(max_devices), .def = "100000", .min = 1,
      .max = 10000000, .help = "devices per worker; beyond, new devices' data waits (not acked)"},
     {"collector", "ack_interval", NW_CFG_DURATION_MS, F(ack_interval_ms), .def = "200ms", .min = 10,

@@ -7,6 +7,7 @@
  */
 #include "worker.h"
 
+#include "ackstate.h"
 #include "metrics.h"
 #include "pipeline.h"
 #include "seqtrack.h"
@@ -24,6 +25,7 @@
 
 #define DEFAULT_MAX_DEVICES 100000
 #define POLL_MS 100
+#define PERSIST_EVERY_MS 100
 
 struct wdev {
     char id[NW_DEVICE_ID_MAX + 1];
@@ -35,6 +37,7 @@ struct wdev {
     const struct nw_model_spec *spec;
     bool unknown;
     bool fresh_w, fresh_e; /* no watermark known yet for this epoch */
+    bool dirty;            /* watermark moved; to persist, then ack */
 };
 
 struct worker {
@@ -49,6 +52,11 @@ struct worker {
     struct nw_point *points;
     uint8_t *rejected_mask;
     size_t cap;
+    struct ackstate *state;
+    struct wdev **dirty;
+    size_t ndirty;
+    int64_t persisted_at;
+    bool persist_failing;
 };
 
 const struct nw_model_spec *worker_spec_for(const struct nw_model_spec *specs, size_t n,
@@ -155,6 +163,15 @@ static void request_ack(struct worker *w, const struct wdev *d)
 /* A first floor only tells where this collector starts: what lies below it
  * was acknowledged before (by an earlier run) or lost, and nobody can tell
  * which. Later floors are counted as loss. */
+/* The watermark moved: persist it (persist_dirty), then ack. */
+static void mark_dirty(struct worker *w, struct wdev *d)
+{
+    if (!d->dirty) {
+        d->dirty = true;
+        w->dirty[w->ndirty++] = d;
+    }
+}
+
 static bool apply_floor(struct worker *w, struct wdev *d, struct nw_seqtrack *t, bool *fresh,
                         uint64_t floor)
 {
@@ -186,7 +203,7 @@ static void settle(struct worker *w, const struct cp_ref *refs, size_t n)
          * or the end of the message. */
         bool last_of_dev = i + 1 == n || strcmp(refs[i + 1].device, refs[i].device) != 0;
         if (moved && last_of_dev) {
-            request_ack(w, d);
+            mark_dirty(w, d);
         } else if (moved) {
             continue;
         }
@@ -269,7 +286,7 @@ static void on_windows(struct worker *w, const uint8_t *buf, size_t len, const u
     }
     send_points(w, n);
     if (moved) {
-        request_ack(w, d);
+        mark_dirty(w, d);
     }
 }
 
@@ -299,7 +316,7 @@ static void on_events(struct worker *w, const uint8_t *buf, size_t len, const ui
     }
     send_points(w, n);
     if (moved) {
-        request_ack(w, d);
+        mark_dirty(w, d);
     }
 }
 
@@ -369,13 +386,51 @@ static void recv_settle(struct worker *w)
     zmq_msg_close(&m);
 }
 
+/* Writes the moved watermarks, then asks for their acks: an ack is never
+ * sent for a watermark a restart could forget. */
+static void persist_dirty(struct worker *w, bool force)
+{
+    int64_t now = nw_clock_mono_ms();
+    if (w->ndirty == 0 || (!force && now - w->persisted_at < PERSIST_EVERY_MS)) {
+        return;
+    }
+    w->persisted_at = now;
+    struct nw_error err = {0};
+    enum nw_err rc = w->state ? ackstate_begin(w->state, &err) : NW_OK;
+    for (size_t i = 0; rc == NW_OK && w->state && i < w->ndirty; i++) {
+        const struct wdev *d = w->dirty[i];
+        rc = ackstate_put(w->state, d->id, d->epoch, d->w.contig, d->e.contig, &err);
+    }
+    if (rc == NW_OK && w->state) {
+        rc = ackstate_commit(w->state, &err);
+    }
+    if (rc != NW_OK) {
+        ackstate_rollback(w->state);
+        if (!w->persist_failing) {
+            nw_log(NW_LOG_ERROR, "worker", "worker %d: %s; acks wait", w->opt.id, err.msg);
+        }
+        w->persist_failing = true;
+        return;
+    }
+    if (w->persist_failing) {
+        nw_log(NW_LOG_NOTICE, "worker", "worker %d: ack state writable again", w->opt.id);
+        w->persist_failing = false;
+    }
+    for (size_t i = 0; i < w->ndirty; i++) {
+        w->dirty[i]->dirty = false;
+        request_ack(w, w->dirty[i]);
+    }
+    w->ndirty = 0;
+}
+
 void worker_run(struct worker *w, volatile sig_atomic_t *stop, volatile sig_atomic_t *drained)
 {
     zmq_pollitem_t items[2] = {{.socket = w->settle, .events = ZMQ_POLLIN},
                                {.socket = w->in, .events = ZMQ_POLLIN}};
     while (!*drained) {
         int n = *stop ? 1 : 2; /* stopping: settle what is stored, take nothing new */
-        if (zmq_poll(items, n, POLL_MS) <= 0) {
+        persist_dirty(w, false);
+        if (zmq_poll(items, n, w->ndirty ? PERSIST_EVERY_MS : POLL_MS) <= 0) {
             continue;
         }
         for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN); i++) {
@@ -385,6 +440,23 @@ void worker_run(struct worker *w, volatile sig_atomic_t *stop, volatile sig_atom
         if (n > 1 && (items[1].revents & ZMQ_POLLIN)) {
             recv_input(w);
         }
+    }
+    persist_dirty(w, true);
+}
+
+/* Devices of this worker from the ack state: their watermarks go on. */
+static void load_row(void *user, const char *id, uint64_t epoch, uint64_t wseq, uint64_t eseq)
+{
+    struct worker *w = user;
+    if (cp_worker_of(id, w->opt.workers) != w->opt.id || !nw_valid_device_id(id)) {
+        return;
+    }
+    struct wdev *d = device(w, id);
+    if (d) {
+        d->epoch = epoch;
+        d->have_epoch = true;
+        nw_seqtrack_init(&d->w, wseq);
+        nw_seqtrack_init(&d->e, eseq);
     }
 }
 
@@ -430,9 +502,18 @@ enum nw_err worker_new(const struct worker_options *opt, void *zctx, struct work
     w->events = calloc(w->cap, sizeof(*w->events));
     w->points = calloc(w->cap, sizeof(*w->points));
     w->rejected_mask = calloc(w->cap, 1);
+    w->dirty = calloc(w->opt.max_devices, sizeof(*w->dirty));
+    if (w->opt.workers < 1) {
+        w->opt.workers = 1;
+    }
     enum nw_err rc = NW_OK;
-    if (!w->codec || !w->table || !w->windows || !w->events || !w->points || !w->rejected_mask) {
+    if (!w->codec || !w->table || !w->windows || !w->events || !w->points || !w->rejected_mask ||
+        !w->dirty) {
         rc = nw_error_set(out_err, NW_ERR_NOMEM, "worker: out of memory");
+    } else if (opt->ack_state_path &&
+               (ackstate_open(opt->ack_state_path, &w->state, out_err) != NW_OK ||
+                ackstate_load(w->state, load_row, w, out_err) != NW_OK)) {
+        rc = NW_ERR_IO;
     } else if (!(w->in = open_socket(zctx, ZMQ_PULL, opt->endpoint, true, out_err)) ||
                !(w->settle = open_socket(zctx, ZMQ_PULL, opt->settle_endpoint, true, out_err)) ||
                !(w->writer = open_socket(zctx, ZMQ_PUSH, opt->writer_endpoint, false, out_err)) ||
@@ -463,6 +544,8 @@ void worker_destroy(struct worker **p)
         free(w->table[i]);
     }
     nw_codec_destroy(&w->codec);
+    ackstate_close(&w->state);
+    free(w->dirty);
     free(w->table);
     free(w->windows);
     free(w->events);

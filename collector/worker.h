@@ -43,6 +43,8 @@ struct worker_options {
     const struct nw_model_spec *specs;    /* borrowed; specs[0] is the default */
     size_t nspecs;
     size_t max_devices;
+    int workers;                /* how many workers share the devices */
+    const char *ack_state_path; /* ackstate.h file; NULL: watermarks not kept */
     struct nw_limits limits;
 };
 

@@ -37,7 +37,7 @@ CSV
 
 start_collector() {
   "$collector" -b "$NW_MQTT_URL" -s "sqlite:$db" -i "$W/inventory.csv" \
-    --http "127.0.0.1:$http_port" --set collector.dead_letter="$W/dead.jsonl" \
+    --http "127.0.0.1:$http_port" --set collector.dead_letter="$W/dead.jsonl" --set collector.state="$W/state.db" \
     --set store.flush=100ms >>"$W/collector.log" 2>&1 &
   cpid=$!; bg+=("$cpid")
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http_port/healthz" >/dev/null && return 0; sleep 0.1; done
@@ -95,6 +95,13 @@ kill -TERM "$apid"; wait "$apid" || true
 timeout 60 "$agent" "${common[@]}" -s "replay:$W/empty.csv" >"$W/agent2b.log" 2>&1 ||
   { cat "$W/agent2b.log"; echo "FAIL: queue not drained after collector restart"; exit 1; }
 exactly_once DG-E2E-2
+if grep -q "are lost on the device" "$W/collector.log"; then
+  echo "FAIL: the restarted collector took acknowledged windows for lost ones"; exit 1
+fi
+acked=$(sqlite3 "$W/state.db" "SELECT window_seq FROM device_acks WHERE device='DG-E2E-2'")
+[[ "$acked" == $(q "SELECT max(seq) FROM needle_window WHERE device='DG-E2E-2'") ]] ||
+  { echo "FAIL: persisted watermark $acked is not the last stored window"; exit 1; }
+echo "ok: watermark $acked persisted across the restart, no false loss"
 
 echo "== 3. hostile input"
 protoc --proto_path="$proto_dir" --python_out="$W" needlewatch.proto
