@@ -390,6 +390,8 @@ static int build(void)
                                     .specs = C.specs,
                                     .nspecs = C.nspecs,
                                     .max_devices = C.cfg.max_devices,
+                                    .workers = n,
+                                    .ack_state_path = C.cfg.state,
                                     .limits = lim};
         if (worker_new(&wo, C.zctx, &C.workers[i], &err) != NW_OK) {
             goto fail;

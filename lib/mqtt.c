@@ -41,6 +41,7 @@ struct nw_mqtt {
     int max_inflight;
     int inflight;
     enum state state;
+    bool down_reported; /* one log line per outage, not one per retry */
     int64_t retry_at;
     uint64_t rng;
     uint8_t qos1_mids[65536 / 8];
@@ -137,12 +138,13 @@ static void lost(struct nw_mqtt *m, const char *reason)
      * replays unacknowledged data from its own queue anyway. */
     m->inflight = 0;
     memset(m->qos1_mids, 0, sizeof(m->qos1_mids));
-    bool was_up = m->state == ST_CONNECTED || m->state == ST_CONNECTING;
+    bool was_up = m->state == ST_CONNECTED || (m->state == ST_CONNECTING && !m->down_reported);
     if (m->state == ST_CONNECTED) {
         m->stats.disconnects++;
     }
     schedule_retry(m);
     if (was_up && m->cb.on_disconnect) {
+        m->down_reported = true;
         m->cb.on_disconnect(m->cb.user, reason);
     }
 }
@@ -161,6 +163,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
         return;
     }
     m->state = ST_CONNECTED;
+    m->down_reported = false;
     m->backoff_ms = m->backoff_min_ms;
     m->stats.connects++;
     if (m->cb.on_connect) {
