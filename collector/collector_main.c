@@ -41,6 +41,8 @@ struct collector_cfg {
     char prefix[NW_TOPIC_PREFIX_MAX + 1];
     char dead_letter[512];
     char state[512];
+    char spool[512];
+    uint64_t spool_max;
     uint64_t max_devices;
     int64_t ack_interval_ms;
     char ca_file[512], cert_file[512], key_file[512], credentials_file[512];
@@ -82,6 +84,11 @@ static const struct nw_cfg_key keys[] = {
      .help = "refused windows/events and store-refused points, one JSON line each"},
     {"collector", "state", NW_CFG_PATH, F(state), .def = "needlewatch-collector-state.db",
      .help = "per-device acknowledged watermarks (SQLite), written before each ack"},
+    {"collector", "spool", NW_CFG_PATH, F(spool), .def = "needlewatch-spool",
+     .help = "directory of the on-disk spool used while the store is down"},
+    {"collector", "spool_max", NW_CFG_SIZE, F(spool_max), .def = "1G", .min = 1048576,
+     .max = 1099511627776.0,
+     .help = "spool bound; beyond it the oldest chunk is dropped (re-sent by agents)"},
     {"collector", "max_devices", NW_CFG_UINT, F(max_devices), .def = "100000", .min = 1,
      .max = 10000000, .help = "devices per worker; beyond, new devices' data waits (not acked)"},
     {"collector", "ack_interval", NW_CFG_DURATION_MS, F(ack_interval_ms), .def = "200ms", .min = 10,
@@ -402,7 +409,9 @@ static int build(void)
                                 .workers = n,
                                 .store_url = C.cfg.store,
                                 .batch_points = C.cfg.batch_points,
-                                .flush_ms = C.cfg.flush_ms};
+                                .flush_ms = C.cfg.flush_ms,
+                                .spool_dir = C.cfg.spool[0] ? C.cfg.spool : NULL,
+                                .spool_max_bytes = C.cfg.spool_max};
     wr.store.timeout_ms = C.cfg.store_timeout_ms;
     wr.store.dead_letter_path = C.cfg.dead_letter[0] ? C.cfg.dead_letter : NULL;
     wr.store.token_file = C.cfg.store_token_file[0] ? C.cfg.store_token_file : NULL;

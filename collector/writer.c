@@ -11,6 +11,7 @@
 #include "pipeline.h"
 
 #include <needlewatch/clock.h>
+#include <needlewatch/dq.h>
 #include <needlewatch/log.h>
 
 #include <errno.h>
@@ -23,6 +24,9 @@
 #define DEFAULT_FLUSH_MS 200
 #define DEFAULT_DRAIN_MS 8000
 #define CP_MAX_POINTS_IN 4096
+#define SPOOL_TYPE 0
+#define SPOOL_CHUNK_POINTS ((NW_DQ_MAX_PAYLOAD - sizeof(int32_t)) / sizeof(struct nw_point))
+#define DEFAULT_SPOOL_BYTES (1024ull * 1024 * 1024)
 
 struct writer {
     struct writer_options opt;
@@ -30,12 +34,16 @@ struct writer {
     void *in;
     void *settle[CP_MAX_WORKERS];
     struct nw_point *pending;
-    int32_t *owner; /* worker of each pending point */
+    int32_t *owner;      /* worker of each pending point */
+    uint64_t *spool_seq; /* spool chunk of each pending point; 0: live */
     size_t npending, cap;
     struct cp_ref *refs; /* scratch for one worker's settle message */
     int64_t first_at;    /* mono ms of the oldest pending point */
     int64_t retry_at;
     bool down;
+    struct nw_dq *spool;
+    uint64_t spool_next; /* seq of the next chunk appended */
+    uint8_t chunk[NW_DQ_MAX_PAYLOAD];
 };
 
 static void *open_socket(void *zctx, int type, const char *ep, bool bind, struct nw_error *err)
@@ -69,12 +77,22 @@ enum nw_err writer_new(const struct writer_options *opt, void *zctx, struct writ
     w->cap = w->opt.batch_points + CP_MAX_POINTS_IN;
     w->pending = calloc(w->cap, sizeof(*w->pending));
     w->owner = calloc(w->cap, sizeof(*w->owner));
+    w->spool_seq = calloc(w->cap, sizeof(*w->spool_seq));
     w->refs = calloc(w->cap, sizeof(*w->refs));
     enum nw_err rc = NW_OK;
-    if (!w->pending || !w->owner || !w->refs) {
+    if (!w->pending || !w->owner || !w->refs || !w->spool_seq) {
         rc = nw_error_set(out_err, NW_ERR_NOMEM, "writer: out of memory");
     } else {
         rc = nw_store_open(opt->store_url, &opt->store, &w->store, out_err);
+    }
+    if (rc == NW_OK && opt->spool_dir) {
+        struct nw_dq_options o;
+        nw_dq_options_init(&o, opt->spool_dir);
+        o.max_bytes = opt->spool_max_bytes ? opt->spool_max_bytes : DEFAULT_SPOOL_BYTES;
+        o.segment_bytes = 4u << 20;
+        o.sync = NW_DQ_SYNC_NEVER; /* nothing in it is acknowledged yet */
+        rc = nw_dq_open(&o, &w->spool, out_err);
+        w->spool_next = w->spool ? nw_dq_max_seq(w->spool, SPOOL_TYPE) + 1 : 1;
     }
     if (rc == NW_OK && !(w->in = open_socket(zctx, ZMQ_PULL, opt->endpoint, true, out_err))) {
         rc = NW_ERR_CONFIG;
@@ -107,8 +125,10 @@ void writer_destroy(struct writer **p)
         }
     }
     nw_store_close(&w->store);
+    nw_dq_close(&w->spool);
     free(w->pending);
     free(w->owner);
+    free(w->spool_seq);
     free(w->refs);
     free(w);
     *p = NULL;
@@ -144,6 +164,87 @@ static void settle(struct writer *w, size_t n)
     }
 }
 
+/* ---- the spool --------------------------------------------------------- */
+
+/* Chunks are loaded in seq order and done is a prefix, so every chunk up to
+ * the last one in the prefix is stored, unless that one continues past it. */
+static void ack_spool(struct writer *w, size_t done)
+{
+    uint64_t top = 0;
+    for (size_t i = 0; i < done; i++) {
+        top = w->spool_seq[i] > top ? w->spool_seq[i] : top;
+    }
+    if (top && done < w->npending && w->spool_seq[done] == top) {
+        top--;
+    }
+    if (top && w->spool) {
+        nw_dq_ack(w->spool, SPOOL_TYPE, top, NULL);
+        CM_SET(spool_records, nw_dq_max_seq(w->spool, SPOOL_TYPE) - top);
+    }
+}
+
+static bool spool_holds_data(const struct writer *w)
+{
+    struct nw_dq_stats st;
+    if (!w->spool) {
+        return false;
+    }
+    nw_dq_stats(w->spool, &st);
+    return st.unacked[SPOOL_TYPE] > 0;
+}
+
+/* Appends n points of a worker as chunks; false if the spool failed. */
+static bool spool_points(struct writer *w, int32_t worker, const struct nw_point *pts, size_t n)
+{
+    for (size_t at = 0; at < n; at += SPOOL_CHUNK_POINTS) {
+        size_t k = n - at < SPOOL_CHUNK_POINTS ? n - at : SPOOL_CHUNK_POINTS;
+        memcpy(w->chunk, &worker, sizeof(worker));
+        memcpy(w->chunk + sizeof(worker), pts + at, k * sizeof(*pts));
+        struct nw_error err = {0};
+        if (nw_dq_append(w->spool, SPOOL_TYPE, w->spool_next, w->chunk,
+                         sizeof(worker) + k * sizeof(*pts), &err) != NW_OK) {
+            nw_log(NW_LOG_ERROR, "writer", "spool: %s", err.msg);
+            return false;
+        }
+        w->spool_next++;
+        CM_ADD(spool_records, 1);
+    }
+    return true;
+}
+
+static void add_pending(struct writer *w, int32_t worker, const struct nw_point *pts, size_t n,
+                        uint64_t spool_seq)
+{
+    if (w->npending == 0) {
+        w->first_at = nw_clock_mono_ms();
+    }
+    memcpy(w->pending + w->npending, pts, n * sizeof(*pts));
+    for (size_t k = 0; k < n; k++) {
+        w->owner[w->npending + k] = worker;
+        w->spool_seq[w->npending + k] = spool_seq;
+    }
+    w->npending += n;
+}
+
+/* Moves spooled chunks into memory while there is room. */
+static void load_spool(struct writer *w)
+{
+    while (w->spool && w->npending + SPOOL_CHUNK_POINTS <= w->opt.batch_points) {
+        struct nw_dq_record rec;
+        if (nw_dq_next(w->spool, &rec, NULL) != NW_OK) {
+            return;
+        }
+        int32_t worker;
+        memcpy(&worker, rec.payload, sizeof(worker));
+        size_t n = (rec.len - sizeof(worker)) / sizeof(struct nw_point);
+        if (worker < 0 || worker >= w->opt.workers) {
+            worker = 0; /* a spool from a run with more workers: settles are ignored */
+        }
+        /* rec.payload is the dq's buffer: copy before the next dq call. */
+        add_pending(w, worker, (const struct nw_point *)(rec.payload + sizeof(worker)), n, rec.seq);
+    }
+}
+
 /* ---- writing ----------------------------------------------------------- */
 
 static void note_state(struct writer *w, const struct nw_store_outcome *o)
@@ -173,10 +274,13 @@ static void write_batch(struct writer *w)
     }
     if (o.done > 0) {
         settle(w, o.done);
+        ack_spool(w, o.done);
         CM_ADD(points_stored, o.done);
-        memmove(w->pending, w->pending + o.done, (w->npending - o.done) * sizeof(*w->pending));
-        memmove(w->owner, w->owner + o.done, (w->npending - o.done) * sizeof(*w->owner));
-        w->npending -= o.done;
+        size_t rest = w->npending - o.done;
+        memmove(w->pending, w->pending + o.done, rest * sizeof(*w->pending));
+        memmove(w->owner, w->owner + o.done, rest * sizeof(*w->owner));
+        memmove(w->spool_seq, w->spool_seq + o.done, rest * sizeof(*w->spool_seq));
+        w->npending = rest;
         w->first_at = nw_clock_mono_ms();
     }
     if (o.code != NW_OK) {
@@ -195,35 +299,46 @@ static bool due(const struct writer *w, int64_t now)
     return w->npending >= w->opt.batch_points || now - w->first_at >= w->opt.flush_ms;
 }
 
+/* Takes one message; false when none was waiting. Points that cannot wait
+ * in memory go to the spool, and behind it while it holds anything. */
+static bool receive_one(struct writer *w)
+{
+    zmq_msg_t hdr, body;
+    zmq_msg_init(&hdr);
+    zmq_msg_init(&body);
+    bool ok = zmq_msg_recv(&hdr, w->in, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&hdr) &&
+              zmq_msg_recv(&body, w->in, 0) >= 0 && zmq_msg_size(&hdr) == sizeof(struct cp_batch);
+    if (ok) {
+        struct cp_batch b;
+        memcpy(&b, zmq_msg_data(&hdr), sizeof(b));
+        size_t n = zmq_msg_size(&body) / sizeof(struct nw_point);
+        const struct nw_point *pts = zmq_msg_data(&body);
+        /* While the store is down, memory holds the batch being retried and
+         * the rest waits on disk. */
+        bool room = (!w->down || !w->spool) && w->npending + n <= w->cap;
+        if (n > CP_MAX_POINTS_IN || b.worker < 0 || b.worker >= w->opt.workers) {
+            /* not ours: ignore */
+        } else if (room && !spool_holds_data(w)) {
+            add_pending(w, b.worker, pts, n, 0);
+        } else if (!w->spool || !spool_points(w, b.worker, pts, n)) {
+            CM_ADD(hwm_drops_writer, 1); /* never acked: agents re-send */
+        }
+    }
+    zmq_msg_close(&hdr);
+    zmq_msg_close(&body);
+    return ok;
+}
+
 static void receive(struct writer *w)
 {
-    for (int i = 0; i < 64 && w->npending + CP_MAX_POINTS_IN <= w->cap; i++) {
-        zmq_msg_t hdr, body;
-        zmq_msg_init(&hdr);
-        zmq_msg_init(&body);
-        bool ok = zmq_msg_recv(&hdr, w->in, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&hdr) &&
-                  zmq_msg_recv(&body, w->in, 0) >= 0 &&
-                  zmq_msg_size(&hdr) == sizeof(struct cp_batch);
-        if (ok) {
-            struct cp_batch b;
-            memcpy(&b, zmq_msg_data(&hdr), sizeof(b));
-            size_t n = zmq_msg_size(&body) / sizeof(struct nw_point);
-            if (n <= CP_MAX_POINTS_IN && b.worker >= 0 && b.worker < w->opt.workers) {
-                if (w->npending == 0) {
-                    w->first_at = nw_clock_mono_ms();
-                }
-                memcpy(w->pending + w->npending, zmq_msg_data(&body), n * sizeof(struct nw_point));
-                for (size_t k = 0; k < n; k++) {
-                    w->owner[w->npending + k] = b.worker;
-                }
-                w->npending += n;
-            }
-        }
-        zmq_msg_close(&hdr);
-        zmq_msg_close(&body);
-        if (!ok) {
+    for (int i = 0; i < 64; i++) {
+        bool room = w->npending + CP_MAX_POINTS_IN <= w->cap;
+        if ((!room && !w->spool) || !receive_one(w)) {
             break;
         }
+    }
+    if (!w->down) {
+        load_spool(w);
     }
     CM_SET(points_pending, w->npending);
 }
@@ -247,11 +362,9 @@ void writer_run(struct writer *w, volatile sig_atomic_t *stop)
            nw_store_name(w->store), w->opt.batch_points, w->opt.flush_ms);
     while (!*stop) {
         zmq_pollitem_t item = {.socket = w->in, .events = ZMQ_POLLIN};
-        bool room = w->npending + CP_MAX_POINTS_IN <= w->cap;
+        bool room = w->spool || w->npending + CP_MAX_POINTS_IN <= w->cap;
         zmq_poll(&item, room ? 1 : 0, poll_timeout(w, nw_clock_mono_ms()));
-        if (room && (item.revents & ZMQ_POLLIN)) {
-            receive(w);
-        }
+        receive(w);
         if (due(w, nw_clock_mono_ms())) {
             write_batch(w);
         }

@@ -4,10 +4,13 @@
  *
  * Batches close at batch_points points or flush_ms after their first point.
  * A failed write keeps the batch and tries again when the store allows
- * (its retry_after); while it waits, the writer stops taking new points
- * beyond one batch, so the workers' sends meet the high-water mark and are
- * dropped and counted: those points were never acknowledged, agents send
- * them again. Nothing is acknowledged before the store confirmed it.
+ * (its retry_after). Meanwhile ingest goes on: what does not fit in memory
+ * (one batch plus one message) goes to the spool, a disk queue (dq.h) of
+ * at most spool_max_bytes; once the spool holds anything, new points queue
+ * behind it, so it drains in order when the store returns. A full spool
+ * drops its oldest chunk (counted; those points were never acknowledged, so
+ * agents send them again). Nothing is acknowledged before the store
+ * confirmed it, and a restart drains what the spool still holds.
  */
 #ifndef COLLECTOR_WRITER_H
 #define COLLECTOR_WRITER_H
@@ -24,9 +27,11 @@ struct writer_options {
     int workers;
     const char *store_url;
     struct nw_store_options store;
-    size_t batch_points; /* default 5000 */
-    int64_t flush_ms;    /* default 200 */
-    int64_t drain_ms;    /* on stop, keep trying this long; default 8000 */
+    size_t batch_points;      /* default 5000 */
+    int64_t flush_ms;         /* default 200 */
+    int64_t drain_ms;         /* on stop, keep trying this long; default 8000 */
+    const char *spool_dir;    /* NULL: no spool (the high-water mark pushes back) */
+    uint64_t spool_max_bytes; /* default 1 GiB; full: the oldest chunk is dropped */
 };
 
 struct writer;

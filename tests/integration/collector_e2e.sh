@@ -37,7 +37,7 @@ CSV
 
 start_collector() {
   "$collector" -b "$NW_MQTT_URL" -s "sqlite:$db" -i "$W/inventory.csv" \
-    --http "127.0.0.1:$http_port" --set collector.dead_letter="$W/dead.jsonl" --set collector.state="$W/state.db" \
+    --http "127.0.0.1:$http_port" --set collector.dead_letter="$W/dead.jsonl" --set collector.state="$W/state.db" --set collector.spool="$W/spool" \
     --set store.flush=100ms >>"$W/collector.log" 2>&1 &
   cpid=$!; bg+=("$cpid")
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http_port/healthz" >/dev/null && return 0; sleep 0.1; done
