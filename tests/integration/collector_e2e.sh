@@ -106,8 +106,8 @@ echo "ok: watermark $acked persisted across the restart, no false loss"
 echo "== 3. hostile input"
 protoc --proto_path="$proto_dir" --python_out="$W" needlewatch.proto
 topic=needlewatch/v1
-mosquitto_pub -p "$NW_MQTT_PORT" -q 1 -t "$topic/DG-E2E-1/telemetry" -m 'not protobuf at all'
-head -c 300000 /dev/zero | mosquitto_pub -p "$NW_MQTT_PORT" -q 1 -t "$topic/DG-E2E-1/telemetry" -s
+mosquitto_pub -h 127.0.0.1 -p "$NW_MQTT_PORT" -q 1 -t "$topic/DG-E2E-1/telemetry" -m 'not protobuf at all'
+head -c 300000 /dev/zero | mosquitto_pub -h 127.0.0.1 -p "$NW_MQTT_PORT" -q 1 -t "$topic/DG-E2E-1/telemetry" -s
 PYTHONPATH="$W" /usr/bin/python3 - "$W" <<'PY'
 import sys, time
 import needlewatch_pb2 as pb
@@ -121,9 +121,9 @@ def batch(dev, seq, rate):
 open(sys.argv[1] + "/spoof.bin", "wb").write(batch("DG-E2E-2", 1, 120.0))
 open(sys.argv[1] + "/nan.bin", "wb").write(batch("DG-NAN", 1, float("nan")))
 PY
-mosquitto_pub -p "$NW_MQTT_PORT" -q 1 -t "$topic/DG-E2E-1/telemetry" -f "$W/spoof.bin"
-mosquitto_pub -p "$NW_MQTT_PORT" -q 1 -t "$topic/DG-NAN/telemetry" -f "$W/nan.bin"
-mosquitto_pub -p "$NW_MQTT_PORT" -q 1 -t "$topic/bad+id/telemetry" -m x 2>/dev/null || true
+mosquitto_pub -h 127.0.0.1 -p "$NW_MQTT_PORT" -q 1 -t "$topic/DG-E2E-1/telemetry" -f "$W/spoof.bin"
+mosquitto_pub -h 127.0.0.1 -p "$NW_MQTT_PORT" -q 1 -t "$topic/DG-NAN/telemetry" -f "$W/nan.bin"
+mosquitto_pub -h 127.0.0.1 -p "$NW_MQTT_PORT" -q 1 -t "$topic/bad+id/telemetry" -m x 2>/dev/null || true
 sleep 1
 curl -sf "http://127.0.0.1:$http_port/metrics" >"$W/metrics.txt"
 for want in 'reason="malformed"} 1' 'reason="too_big"} 1' 'reason="id_mismatch"} 1' 'nw_items_rejected_total 1'; do
