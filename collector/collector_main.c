@@ -13,11 +13,13 @@
 #include "worker.h"
 #include "writer.h"
 
+#include <needlewatch/clock.h>
 #include <needlewatch/config.h>
 #include <needlewatch/log.h>
 #include <needlewatch/topic.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <getopt.h>
 #include <microhttpd.h>
 #include <pthread.h>
@@ -141,6 +143,8 @@ struct collector {
     struct writer *writer;
     struct ingest *ingest;
     char worker_ep[CP_MAX_WORKERS][64], settle_ep[CP_MAX_WORKERS][64];
+    char control_ep[CP_MAX_WORKERS][64];
+    void *control[CP_MAX_WORKERS], *control_ack;
     const char *worker_eps[CP_MAX_WORKERS], *settle_eps[CP_MAX_WORKERS];
     struct MHD_Daemon *http;
     volatile sig_atomic_t stop_input, stop_writer, drained, stop_ingest;
@@ -380,12 +384,19 @@ static void *run_ingest(void *arg)
 static int build(void)
 {
     struct nw_error err = {0};
+    C.control_ack = zmq_socket(C.zctx, ZMQ_PULL);
+    cp_socket_defaults(C.control_ack);
+    if (zmq_bind(C.control_ack, CP_EP_CONTROL) != 0) {
+        nw_error_set(&err, NW_ERR_CONFIG, "bind %s: %s", CP_EP_CONTROL, zmq_strerror(errno));
+        goto fail;
+    }
     struct nw_limits lim;
     nw_limits_default(&lim);
     int n = (int)C.cfg.workers;
     for (int i = 0; i < n; i++) {
         snprintf(C.worker_ep[i], sizeof(C.worker_ep[i]), "inproc://nw-worker-%d", i);
         snprintf(C.settle_ep[i], sizeof(C.settle_ep[i]), "inproc://nw-settle-%d", i);
+        snprintf(C.control_ep[i], sizeof(C.control_ep[i]), "inproc://nw-control-%d", i);
         C.worker_eps[i] = C.worker_ep[i];
         C.settle_eps[i] = C.settle_ep[i];
         struct worker_options wo = {.id = i,
@@ -393,6 +404,8 @@ static int build(void)
                                     .writer_endpoint = CP_EP_WRITER,
                                     .settle_endpoint = C.settle_ep[i],
                                     .ack_endpoint = CP_EP_ACKS,
+                                    .control_endpoint = C.control_ep[i],
+                                    .control_ack_endpoint = CP_EP_CONTROL,
                                     .inventory = C.inventory,
                                     .specs = C.specs,
                                     .nspecs = C.nspecs,
@@ -403,6 +416,9 @@ static int build(void)
         if (worker_new(&wo, C.zctx, &C.workers[i], &err) != NW_OK) {
             goto fail;
         }
+        C.control[i] = zmq_socket(C.zctx, ZMQ_PUSH);
+        cp_socket_defaults(C.control[i]);
+        zmq_connect(C.control[i], C.control_ep[i]);
     }
     struct writer_options wr = {.endpoint = CP_EP_WRITER,
                                 .settle_endpoints = C.settle_eps,
@@ -455,6 +471,14 @@ static void teardown(void)
     ingest_destroy(&C.ingest);
     writer_destroy(&C.writer);
     for (int i = 0; i < CP_MAX_WORKERS; i++) {
+        if (C.control[i]) {
+            zmq_close(C.control[i]);
+        }
+    }
+    if (C.control_ack) {
+        zmq_close(C.control_ack);
+    }
+    for (int i = 0; i < CP_MAX_WORKERS; i++) {
         worker_destroy(&C.workers[i]);
     }
     if (C.zctx) {
@@ -481,6 +505,47 @@ static int load_inventory(void)
     return 0;
 }
 
+/* SIGHUP: a new inventory for every worker; the old one is freed once all
+ * of them have switched, and kept (logged) if one does not answer. */
+static void reload_inventory(void)
+{
+    struct nw_error err = {0};
+    struct nw_inventory *inv = NULL;
+    if (!C.cfg.inventory[0]) {
+        nw_log(NW_LOG_WARN, "collector", "SIGHUP: no inventory file configured");
+        return;
+    }
+    if (nw_inventory_load(C.cfg.inventory, &inv, &err) != NW_OK) {
+        nw_log(NW_LOG_ERROR, "collector", "SIGHUP: %s; the current inventory stays", err.msg);
+        return;
+    }
+    int n = (int)C.cfg.workers, answered = 0;
+    for (int i = 0; i < n; i++) {
+        struct worker_control c = {.inventory = inv};
+        zmq_send(C.control[i], &c, sizeof(c), 0);
+    }
+    int64_t until = nw_clock_mono_ms() + 5000;
+    while (answered < n && nw_clock_mono_ms() < until) {
+        zmq_pollitem_t item = {.socket = C.control_ack, .events = ZMQ_POLLIN};
+        int id;
+        if (zmq_poll(&item, 1, 100) > 0 && zmq_recv(C.control_ack, &id, sizeof(id), 0) > 0) {
+            answered++;
+        }
+    }
+    if (answered < n) {
+        nw_log(NW_LOG_ERROR, "collector",
+               "SIGHUP: %d of %d workers switched in 5 s; keeping "
+               "the old inventory in memory",
+               answered, n);
+        C.inventory = inv; /* the old one leaks rather than be freed under a reader */
+        return;
+    }
+    nw_inventory_destroy(&C.inventory);
+    C.inventory = inv;
+    nw_log(NW_LOG_NOTICE, "collector", "SIGHUP: inventory %s reloaded: %zu devices",
+           C.cfg.inventory, nw_inventory_count(inv));
+}
+
 static void run(void)
 {
     sigset_t set;
@@ -499,9 +564,7 @@ static void run(void)
         int sig = 0;
         sigwait(&set, &sig);
         if (sig == SIGHUP) {
-            nw_log(NW_LOG_NOTICE, "collector",
-                   "SIGHUP: inventory reload applies to devices "
-                   "seen from the next restart on");
+            reload_inventory();
             continue;
         }
         nw_log(NW_LOG_NOTICE, "collector", "%s: flushing the store and the acks", strsignal(sig));

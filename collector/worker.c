@@ -42,7 +42,7 @@ struct wdev {
 
 struct worker {
     struct worker_options opt;
-    void *in, *writer, *settle, *acks;
+    void *in, *writer, *settle, *acks, *control, *control_ack;
     struct nw_codec *codec;
     struct wdev **table;
     size_t nslots, ndevices;
@@ -98,6 +98,16 @@ static struct wdev *find(struct worker *w, const char *device)
     return s ? *s : NULL;
 }
 
+/* Clinic, model and spec of d from the current inventory. */
+static void resolve(struct worker *w, struct wdev *d)
+{
+    const struct nw_inventory_entry *e = nw_inventory_find(w->opt.inventory, d->id);
+    d->unknown = e == NULL;
+    snprintf(d->clinic, sizeof(d->clinic), "%s", e ? e->clinic : NW_UNASSIGNED_CLINIC);
+    snprintf(d->model, sizeof(d->model), "%s", e ? e->model : NW_UNKNOWN_MODEL);
+    d->spec = worker_spec_for(w->opt.specs, w->opt.nspecs, d->model);
+}
+
 static struct wdev *device(struct worker *w, const char *id)
 {
     struct wdev **s = slot_of(w, id);
@@ -117,11 +127,7 @@ static struct wdev *device(struct worker *w, const char *id)
     w->ndevices++;
     CM_ADD(devices, 1);
     snprintf(d->id, sizeof(d->id), "%s", id);
-    const struct nw_inventory_entry *e = nw_inventory_find(w->opt.inventory, id);
-    d->unknown = e == NULL;
-    snprintf(d->clinic, sizeof(d->clinic), "%s", e ? e->clinic : NW_UNASSIGNED_CLINIC);
-    snprintf(d->model, sizeof(d->model), "%s", e ? e->model : NW_UNKNOWN_MODEL);
-    d->spec = worker_spec_for(w->opt.specs, w->opt.nspecs, d->model);
+    resolve(w, d);
     if (d->unknown) {
         nw_log(NW_LOG_WARN, "worker",
                "device %s is not in the inventory: stored under clinic "
@@ -423,21 +429,42 @@ static void persist_dirty(struct worker *w, bool force)
     w->ndirty = 0;
 }
 
+/* A new inventory: every known device takes its new clinic and model. */
+static void recv_control(struct worker *w)
+{
+    struct worker_control c;
+    if (zmq_recv(w->control, &c, sizeof(c), ZMQ_DONTWAIT) != (int)sizeof(c)) {
+        return;
+    }
+    w->opt.inventory = c.inventory;
+    for (size_t i = 0; i < w->nslots; i++) {
+        if (w->table[i]) {
+            resolve(w, w->table[i]);
+        }
+    }
+    int done = w->opt.id;
+    zmq_send(w->control_ack, &done, sizeof(done), 0);
+}
+
 void worker_run(struct worker *w, volatile sig_atomic_t *stop, volatile sig_atomic_t *drained)
 {
-    zmq_pollitem_t items[2] = {{.socket = w->settle, .events = ZMQ_POLLIN},
+    zmq_pollitem_t items[3] = {{.socket = w->settle, .events = ZMQ_POLLIN},
+                               {.socket = w->control, .events = ZMQ_POLLIN},
                                {.socket = w->in, .events = ZMQ_POLLIN}};
     while (!*drained) {
-        int n = *stop ? 1 : 2; /* stopping: settle what is stored, take nothing new */
+        int n = *stop ? 2 : 3; /* stopping: settle what is stored, take nothing new */
         persist_dirty(w, false);
         if (zmq_poll(items, n, w->ndirty ? PERSIST_EVERY_MS : POLL_MS) <= 0) {
             continue;
+        }
+        if (items[1].revents & ZMQ_POLLIN) {
+            recv_control(w);
         }
         for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN); i++) {
             recv_settle(w);
             zmq_poll(items, 1, 0);
         }
-        if (n > 1 && (items[1].revents & ZMQ_POLLIN)) {
+        if (n > 2 && (items[2].revents & ZMQ_POLLIN)) {
             recv_input(w);
         }
     }
@@ -517,7 +544,10 @@ enum nw_err worker_new(const struct worker_options *opt, void *zctx, struct work
     } else if (!(w->in = open_socket(zctx, ZMQ_PULL, opt->endpoint, true, out_err)) ||
                !(w->settle = open_socket(zctx, ZMQ_PULL, opt->settle_endpoint, true, out_err)) ||
                !(w->writer = open_socket(zctx, ZMQ_PUSH, opt->writer_endpoint, false, out_err)) ||
-               !(w->acks = open_socket(zctx, ZMQ_PUSH, opt->ack_endpoint, false, out_err))) {
+               !(w->acks = open_socket(zctx, ZMQ_PUSH, opt->ack_endpoint, false, out_err)) ||
+               !(w->control = open_socket(zctx, ZMQ_PULL, opt->control_endpoint, true, out_err)) ||
+               !(w->control_ack =
+                     open_socket(zctx, ZMQ_PUSH, opt->control_ack_endpoint, false, out_err))) {
         rc = out_err ? out_err->code : NW_ERR_CONFIG;
     }
     if (rc != NW_OK) {
@@ -534,8 +564,8 @@ void worker_destroy(struct worker **p)
         return;
     }
     struct worker *w = *p;
-    void *socks[] = {w->in, w->settle, w->writer, w->acks};
-    for (size_t i = 0; i < 4; i++) {
+    void *socks[] = {w->in, w->settle, w->writer, w->acks, w->control, w->control_ack};
+    for (size_t i = 0; i < 6; i++) {
         if (socks[i]) {
             zmq_close(socks[i]);
         }

@@ -39,6 +39,8 @@ struct worker_options {
     const char *writer_endpoint;          /* connected */
     const char *settle_endpoint;          /* bound: the writer pushes settle refs here */
     const char *ack_endpoint;             /* connected: ingest's ack socket */
+    const char *control_endpoint;         /* bound: new inventories arrive here */
+    const char *control_ack_endpoint;     /* connected: "switched" goes back here */
     const struct nw_inventory *inventory; /* borrowed; immutable */
     const struct nw_model_spec *specs;    /* borrowed; specs[0] is the default */
     size_t nspecs;
@@ -59,6 +61,15 @@ void worker_destroy(struct worker **p);
 /* Runs until *stop; then keeps settling what the writer confirms until
  * *drained is set by the caller (after the writer has finished). */
 void worker_run(struct worker *w, volatile sig_atomic_t *stop, volatile sig_atomic_t *drained);
+
+/*
+ * Message on the control socket: a pointer to a new inventory (borrowed; the
+ * sender frees the old one once every worker answered on the control ack
+ * socket). The worker re-resolves the clinic and model of every device.
+ */
+struct worker_control {
+    const struct nw_inventory *inventory;
+};
 
 /* The spec of model, or the default (specs[0]). */
 const struct nw_model_spec *worker_spec_for(const struct nw_model_spec *specs, size_t n,

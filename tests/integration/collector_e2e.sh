@@ -81,6 +81,28 @@ exactly_once DG-E2E-1
 [[ $(q "SELECT count(*) FROM device_event WHERE device='DG-E2E-1'") == 3 ]] || { echo "FAIL: events"; exit 1; }
 echo "ok: clinic from the inventory, 10 windows out of spec, 3 events"
 
+echo "== 1b. SIGHUP reloads the inventory; a broken one is refused"
+printf 'device,clinic\nbroken\n' >"$W/inventory.csv"
+kill -HUP "$cpid"; sleep 0.5
+grep -q "SIGHUP: .*inventory.csv:1: .*the current inventory stays" "$W/collector.log" ||
+  { tail -3 "$W/collector.log"; echo "FAIL: broken inventory not refused"; exit 1; }
+printf 'device,clinic,model\nDG-E2E-1,Moved Clinic,DG-3\nDG-E2E-2,North Clinic,DG-3\n' >"$W/inventory.csv"
+kill -HUP "$cpid"; sleep 0.5
+grep -q "SIGHUP: inventory .* reloaded: 2 devices" "$W/collector.log" || { echo "FAIL: no reload"; exit 1; }
+python3 - "$W/session2.csv" <<'PY'
+import sys, time
+t0 = (int(time.time()) - 600) * 1000
+with open(sys.argv[1], "w") as f:
+    for i in range(101):
+        f.write(f"{t0 + 100 * i},120,0.38,0.0144\n")
+PY
+timeout 60 "$agent" -d DG-E2E-1 -s "replay:$W/session2.csv" -b "$NW_MQTT_URL" -q "$W/q1" \
+  >"$W/agent1b.log" 2>&1 || { cat "$W/agent1b.log"; echo "FAIL: second replay not acked"; exit 1; }
+[[ $(q "SELECT count(*) FROM needle_window WHERE device='DG-E2E-1' AND clinic='Moved Clinic'") == 10 ]] ||
+  { echo "FAIL: windows after the reload not under the new clinic"; exit 1; }
+exactly_once DG-E2E-1
+echo "ok: reload applied to new windows, broken inventory refused"
+
 echo "== 2. collector killed with SIGKILL mid-run"
 common=(-d DG-E2E-2 -b "$NW_MQTT_URL" -q "$W/q2" --set agent.window=250ms --set mqtt.ack_timeout=2s)
 "$agent" "${common[@]}" -s sim >"$W/agent2.log" 2>&1 & apid=$!; bg+=("$apid")
