@@ -456,8 +456,8 @@ enum nw_err nw_store_write(struct nw_store *s, const struct nw_point *pts, size_
     if (n > 0 && wait > 0) {
         out->code = NW_ERR_RETRY;
         out->retry_after_ms = wait;
-        snprintf(out->msg, sizeof(out->msg), "%.160s: no request for another %" PRId64 " ms (backoff)",
-                 s->url.name, wait);
+        snprintf(out->msg, sizeof(out->msg),
+                 "%.160s: no request for another %" PRId64 " ms (backoff)", s->url.name, wait);
         return out->code;
     }
     if (n > 0) {

@@ -110,8 +110,10 @@ struct nw_store_options {
 struct nw_store_outcome {
     enum nw_err code;       /* NW_OK iff done == n */
     size_t done;            /* settled points from the start of the array */
-    size_t stored;          /* of those, stored */
-    size_t dead_lettered;   /* of those (or later ones), refused and dead-lettered */
+    size_t stored;          /* points this call stored; when it stopped midway some of
+                               them may lie after done (re-sent later, they overwrite
+                               themselves) */
+    size_t dead_lettered;   /* points this call refused and dead-lettered (idem) */
     int64_t retry_after_ms; /* when code != NW_OK: wait at least this long */
     int http_status;        /* last HTTP status seen, 0 if none (SQLite, no answer) */
     unsigned requests;      /* HTTP requests made by this call */

@@ -190,8 +190,8 @@ static void classify_error(CURLcode rc, struct nw_http_answer *a, const char *er
     snprintf(a->error, sizeof(a->error), "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
 }
 
-void nw_http_post(struct nw_http *h, const char *url, nw_http_read_fn read, void *ctx,
-                  size_t len, struct nw_http_answer *a)
+void nw_http_post(struct nw_http *h, const char *url, nw_http_read_fn read, void *ctx, size_t len,
+                  struct nw_http_answer *a)
 {
     a->status = 0;
     a->transport_error = a->timeout = a->tls_trust = a->body_truncated = false;

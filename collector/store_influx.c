@@ -155,9 +155,8 @@ static size_t build_chunk(struct influx *x, size_t i, size_t n)
             break;
         }
         if (rc == NW_OK) {
-            x->lines[x->nlines++] = (struct line){(uint32_t)before,
-                                                  (uint32_t)(nw_lp_len(x->lp) - before),
-                                                  (uint32_t)(k - i)};
+            x->lines[x->nlines++] = (struct line){
+                (uint32_t)before, (uint32_t)(nw_lp_len(x->lp) - before), (uint32_t)(k - i)};
         } else if (!refuse_point(x, k - i, e.msg, NULL, 0)) {
             break; /* the encoder refused it for good, but the dead letter failed */
         }
@@ -247,8 +246,8 @@ static void stop_with(struct influx *x, enum nw_err code, const char *hint)
         return;
     }
     server_text(a, text, sizeof(text));
-    set_msg(x->out, "%.96s: HTTP %ld%s%s%s", x->s->url.name, a->status, text[0] ? ": " : "",
-            text, hint);
+    set_msg(x->out, "%.96s: HTTP %ld%s%s%s", x->s->url.name, a->status, text[0] ? ": " : "", text,
+            hint);
 }
 
 static void on_retry_answer(struct influx *x)
@@ -256,8 +255,8 @@ static void on_retry_answer(struct influx *x)
     int64_t ra = x->ans.retry_after_ms;
     if (ra >= 0) { /* the server decides; 0 still means "wait the minimum" */
         x->out->retry_after_ms = ra > x->s->opt.retry_after_max_ms ? x->s->opt.retry_after_max_ms
-                                 : ra > 0                           ? ra
-                                                                    : x->s->opt.backoff_min_ms;
+                                 : ra > 0                          ? ra
+                                                                   : x->s->opt.backoff_min_ms;
     }
     stop_with(x, NW_ERR_RETRY, "");
 }
@@ -286,8 +285,8 @@ static void on_not_found(struct influx *x)
 static enum nw_err systemic(const char *msg)
 {
     static const char *const not_found[] = {"database not found", "retention policy not found",
-                                            "bucket not found", "organization not found",
-                                            "org not found", NULL};
+                                            "bucket not found",   "organization not found",
+                                            "org not found",      NULL};
     static const char *const other[] = {"database is required", "bucket is required",
                                         "invalid precision", NULL};
     for (int i = 0; not_found[i]; i++) {
@@ -437,9 +436,10 @@ static void process(struct influx *x, uint32_t *sel, size_t n, bool resent)
     send_set(x, sel, n);
     long st = x->ans.status;
     if (st == 0) {
-        stop_with(x, x->ans.tls_trust ? NW_ERR_AUTH
-                     : x->ans.timeout ? NW_ERR_TIMEOUT
-                                      : NW_ERR_RETRY,
+        stop_with(x,
+                  x->ans.tls_trust ? NW_ERR_AUTH
+                  : x->ans.timeout ? NW_ERR_TIMEOUT
+                                   : NW_ERR_RETRY,
                   "");
     } else if (st >= 200 && st < 300) {
         mark_stored(x, sel, n);
@@ -545,8 +545,7 @@ static enum nw_err read_secret_file(const char *path, char *out, size_t cap, str
         return nw_error_set(err, NW_ERR_CONFIG, "credentials file %s: %s", path, strerror(errno));
     }
     if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077)) {
-        nw_log(NW_LOG_WARN, "store", "credentials file %s is readable by others (chmod 600)",
-               path);
+        nw_log(NW_LOG_WARN, "store", "credentials file %s is readable by others (chmod 600)", path);
     }
     bool ok = fgets(out, (int)cap, f) != NULL;
     fclose(f);
@@ -702,7 +701,7 @@ static size_t skip_to_space(const char *l, size_t len, size_t i)
 
 static const char *value_type(const char *v, size_t vl)
 {
-    static const char *const bools[] = {"t", "T", "true", "True", "TRUE",
+    static const char *const bools[] = {"t", "T", "true",  "True",  "TRUE",
                                         "f", "F", "false", "False", "FALSE"};
     if (vl > 0 && v[0] == '"') {
         return "string";
@@ -712,8 +711,9 @@ static const char *value_type(const char *v, size_t vl)
             return "boolean";
         }
     }
-    return vl > 0 && v[vl - 1] == 'i' ? "integer" : vl > 0 && v[vl - 1] == 'u' ? "unsigned"
-                                                                               : "float";
+    return vl > 0 && v[vl - 1] == 'i'   ? "integer"
+           : vl > 0 && v[vl - 1] == 'u' ? "unsigned"
+                                        : "float";
 }
 
 /* Type name of field `field` in a line, or NULL if it has none. */
@@ -817,9 +817,8 @@ static size_t type_conflicts(const char *msg, const struct nw_lp_line *lines, si
         }
         for (size_t j = 0; j < n; j++) {
             line_measurement(lines[j].text, lines[j].len, m, sizeof(m));
-            const char *t = strcmp(m, meas) == 0
-                                ? line_field_type(lines[j].text, lines[j].len, field)
-                                : NULL;
+            const char *t =
+                strcmp(m, meas) == 0 ? line_field_type(lines[j].text, lines[j].len, field) : NULL;
             if (t && strcmp(t, type) == 0) {
                 refuse(ctx, j, reason);
                 count++;
@@ -830,8 +829,8 @@ static size_t type_conflicts(const char *msg, const struct nw_lp_line *lines, si
 }
 
 /* InfluxDB 3.x: {"error":"partial write ...","data":[{"line_number":2,...}]} */
-static size_t line_numbers(const char *body, const char *msg, size_t n,
-                           nw_influx_refuse_fn refuse, void *ctx)
+static size_t line_numbers(const char *body, const char *msg, size_t n, nw_influx_refuse_fn refuse,
+                           void *ctx)
 {
     size_t count = 0;
     for (const char *p = strstr(body, "\"line_number\""); p; p = strstr(p + 1, "\"line_number\"")) {

@@ -23,30 +23,15 @@
 #include <math.h>
 #include <string.h>
 
-#define T(n)                                                                                       \
-    {                                                                                              \
-        n, NW_COL_TAG, false                                                                       \
-    }
-#define K(n)                                                                                       \
-    {                                                                                              \
-        n, NW_COL_TAG, true                                                                        \
-    }
-#define I(n)                                                                                       \
-    {                                                                                              \
-        n, NW_COL_INT, false                                                                       \
-    }
-#define F(n)                                                                                       \
-    {                                                                                              \
-        n, NW_COL_F64, false                                                                       \
-    }
-#define B(n)                                                                                       \
-    {                                                                                              \
-        n, NW_COL_BOOL, false                                                                      \
-    }
-#define S(n)                                                                                       \
-    {                                                                                              \
-        n, NW_COL_STR, false                                                                       \
-    }
+/* Short macros keep the column tables readable. */
+// clang-format off
+#define T(n) {n, NW_COL_TAG, false}
+#define K(n) {n, NW_COL_TAG, true}
+#define I(n) {n, NW_COL_INT, false}
+#define F(n) {n, NW_COL_F64, false}
+#define B(n) {n, NW_COL_BOOL, false}
+#define S(n) {n, NW_COL_STR, false}
+// clang-format on
 
 static const struct nw_col window_cols[] = {
     T("clinic"),      K("device"),     T("model"),       I("epoch"),     I("seq"),

@@ -145,7 +145,8 @@ static enum nw_err create_indexes(struct sq *q, const struct nw_schema *sc, stru
         snprintf(sql, sizeof(sql), "CREATE INDEX %s_device_time ON %s (device, time)", m, m);
         rc = exec(q, sql, err);
     }
-    if (rc == NW_OK && (sc == nw_schema_of(NW_POINT_WINDOW) || sc == nw_schema_of(NW_POINT_EVENT))) {
+    if (rc == NW_OK &&
+        (sc == nw_schema_of(NW_POINT_WINDOW) || sc == nw_schema_of(NW_POINT_EVENT))) {
         snprintf(sql, sizeof(sql), "CREATE INDEX %s_seq ON %s (device, epoch, seq)", m, m);
         rc = exec(q, sql, err);
     }
@@ -281,9 +282,8 @@ enum nw_err nw_store_sqlite_open(struct nw_store *s, struct nw_error *err)
     s->impl = q;
     s->ops = &sqlite_ops;
     snprintf(q->path, sizeof(q->path), "%s", s->url.path);
-    int rc = sqlite3_open_v2(q->path, &q->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        q->path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         return sq_fail(q, rc, err, "open");
     }
@@ -314,8 +314,8 @@ static void sq_close(struct nw_store *s)
 
 /* --- write ------------------------------------------------------------ */
 
-static int bind_point(sqlite3_stmt *st, const struct nw_schema *sc,
-                      const struct nw_col_value *v, int64_t time_ms)
+static int bind_point(sqlite3_stmt *st, const struct nw_schema *sc, const struct nw_col_value *v,
+                      int64_t time_ms)
 {
     int rc = SQLITE_OK;
     for (size_t i = 0; i < sc->ncols && rc == SQLITE_OK; i++) {

@@ -384,8 +384,10 @@ EOF
 
 # nw_start_victoria DIR: single-node VictoriaMetrics on a free loopback
 # port, data under DIR/victoria, retention long enough for fixed
-# timestamps in the past. Exports NW_VICTORIA_PORT, NW_VICTORIA_URL,
-# NW_VICTORIA_PID.
+# timestamps in the past. -dedup.minScrapeInterval=1ms makes a re-sent
+# point replace itself as in InfluxDB (without it VictoriaMetrics keeps
+# every copy, and counts them); production installs need the same flag.
+# Exports NW_VICTORIA_PORT, NW_VICTORIA_URL, NW_VICTORIA_PID.
 nw_start_victoria()
 {
     local dir=$1/victoria attempt port
@@ -395,7 +397,8 @@ nw_start_victoria()
         if _nw_start victoria "$dir/victoria.log" \
             _nw_http_ok "http://127.0.0.1:$port/health" -- \
             victoria-metrics -httpListenAddr "127.0.0.1:$port" \
-            -storageDataPath "$dir/data" -retentionPeriod 100y; then
+            -storageDataPath "$dir/data" -retentionPeriod 100y \
+            -dedup.minScrapeInterval=1ms; then
             export NW_VICTORIA_PORT=$port
             export NW_VICTORIA_URL="http://127.0.0.1:$port"
             export NW_VICTORIA_PID=${NW_PIDS[-1]}
