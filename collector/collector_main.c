@@ -49,6 +49,8 @@ struct collector_cfg {
     int64_t ack_interval_ms;
     char ca_file[512], cert_file[512], key_file[512], credentials_file[512];
     uint64_t max_inflight;
+    char aggregate[1024], listen[1024], ack_listen[256], ack_to[1024];
+    uint64_t first_worker, total_workers;
     uint64_t batch_points;
     int64_t flush_ms;
     int64_t store_timeout_ms;
@@ -56,7 +58,8 @@ struct collector_cfg {
     struct nw_cfg_range rate_hz, depth_mm;
 };
 
-static const char *const roles[] = {"all", NULL};
+static const char *const roles[] = {"all", "ingest", "aggregate", NULL};
+enum { ROLE_ALL, ROLE_INGEST, ROLE_AGGREGATE };
 static const char *const log_levels[] = {"debug", "info", "notice", "warn", "error", NULL};
 
 #define F(m) NW_CFG_FIELD(struct collector_cfg, m)
@@ -70,7 +73,19 @@ static const struct nw_cfg_key keys[] = {
     {"collector", "http", NW_CFG_STR, F(http),
      .help = "127.0.0.1:PORT for /healthz and /metrics; empty: off"},
     {"collector", "role", NW_CFG_ENUM, F(role), .def = "all", .choices = roles,
-     .help = "all: ingest, workers and writer in one process"},
+     .help = "all (one process), ingest (MQTT side) or aggregate (workers and writer)"},
+    {"collector", "aggregate", NW_CFG_STR, F(aggregate),
+     .help = "ingest: every aggregate worker's endpoint, comma-separated, in global order"},
+    {"collector", "ack_listen", NW_CFG_STR, F(ack_listen),
+     .help = "ingest: endpoint to bind for acks from aggregate processes"},
+    {"collector", "listen", NW_CFG_STR, F(listen),
+     .help = "aggregate: endpoints to bind, one per worker thread"},
+    {"collector", "ack_to", NW_CFG_STR, F(ack_to),
+     .help = "aggregate: the ingest processes' ack endpoints, comma-separated"},
+    {"collector", "first_worker", NW_CFG_UINT, F(first_worker), .def = "0", .max = 63,
+     .help = "aggregate: global index of this process's first worker"},
+    {"collector", "total_workers", NW_CFG_UINT, F(total_workers), .def = "0", .max = 64,
+     .help = "aggregate: workers across all aggregate processes (0: this process's)"},
     {"collector", "workers", NW_CFG_UINT, F(workers), .def = "2", .min = 1, .max = CP_MAX_WORKERS,
      .help = "aggregation worker threads"},
     {"collector", "log_level", NW_CFG_ENUM, F(log_level), .def = "info", .choices = log_levels,
@@ -147,6 +162,7 @@ struct collector {
     void *control[CP_MAX_WORKERS], *control_ack;
     const char *worker_eps[CP_MAX_WORKERS], *settle_eps[CP_MAX_WORKERS];
     struct MHD_Daemon *http;
+    int nworkers; /* worker threads in this process, or endpoints for ingest */
     volatile sig_atomic_t stop_input, stop_writer, drained, stop_ingest;
 };
 
@@ -381,45 +397,70 @@ static void *run_ingest(void *arg)
     return NULL;
 }
 
-static int build(void)
+/* Splits a comma-separated list into out[] (pointers into buf); count. */
+static int split_list(char *buf, const char **out, int max)
 {
-    struct nw_error err = {0};
-    C.control_ack = zmq_socket(C.zctx, ZMQ_PULL);
-    cp_socket_defaults(C.control_ack);
-    if (zmq_bind(C.control_ack, CP_EP_CONTROL) != 0) {
-        nw_error_set(&err, NW_ERR_CONFIG, "bind %s: %s", CP_EP_CONTROL, zmq_strerror(errno));
-        goto fail;
+    int n = 0;
+    for (char *p = buf; p && *p && n < max;) {
+        out[n++] = p;
+        p = strchr(p, ',');
+        if (p) {
+            *p++ = '\0';
+        }
     }
-    struct nw_limits lim;
-    nw_limits_default(&lim);
-    int n = (int)C.cfg.workers;
-    for (int i = 0; i < n; i++) {
+    return n;
+}
+
+/* Endpoints of this process's workers: inproc for role all, the
+ * collector.listen list for role aggregate. Returns the count, 0 if none. */
+static int worker_endpoints(void)
+{
+    static char listen[sizeof(C.cfg.listen)];
+    if (C.cfg.role == ROLE_AGGREGATE) {
+        memcpy(listen, C.cfg.listen, sizeof(listen));
+        return split_list(listen, C.worker_eps, CP_MAX_WORKERS);
+    }
+    for (int i = 0; i < (int)C.cfg.workers; i++) {
         snprintf(C.worker_ep[i], sizeof(C.worker_ep[i]), "inproc://nw-worker-%d", i);
+        C.worker_eps[i] = C.worker_ep[i];
+    }
+    return (int)C.cfg.workers;
+}
+
+static enum nw_err build_workers(int n, const struct nw_limits *lim, struct nw_error *err)
+{
+    const char *acks = C.cfg.role == ROLE_AGGREGATE ? C.cfg.ack_to : CP_EP_ACKS;
+    int total = C.cfg.role == ROLE_AGGREGATE && C.cfg.total_workers ? (int)C.cfg.total_workers
+                                                                    : (int)C.cfg.first_worker + n;
+    for (int i = 0; i < n; i++) {
         snprintf(C.settle_ep[i], sizeof(C.settle_ep[i]), "inproc://nw-settle-%d", i);
         snprintf(C.control_ep[i], sizeof(C.control_ep[i]), "inproc://nw-control-%d", i);
-        C.worker_eps[i] = C.worker_ep[i];
         C.settle_eps[i] = C.settle_ep[i];
         struct worker_options wo = {.id = i,
-                                    .endpoint = C.worker_ep[i],
+                                    .global_id = (int)C.cfg.first_worker + i,
+                                    .endpoint = C.worker_eps[i],
                                     .writer_endpoint = CP_EP_WRITER,
                                     .settle_endpoint = C.settle_ep[i],
-                                    .ack_endpoint = CP_EP_ACKS,
+                                    .ack_endpoint = acks,
                                     .control_endpoint = C.control_ep[i],
                                     .control_ack_endpoint = CP_EP_CONTROL,
                                     .inventory = C.inventory,
                                     .specs = C.specs,
                                     .nspecs = C.nspecs,
                                     .max_devices = C.cfg.max_devices,
-                                    .workers = n,
+                                    .workers = total,
                                     .ack_state_path = C.cfg.state,
-                                    .limits = lim};
-        if (worker_new(&wo, C.zctx, &C.workers[i], &err) != NW_OK) {
-            goto fail;
+                                    .limits = *lim};
+        if (worker_new(&wo, C.zctx, &C.workers[i], err) != NW_OK ||
+            !(C.control[i] = cp_open(C.zctx, ZMQ_PUSH, C.control_ep[i], false, err))) {
+            return NW_ERR_CONFIG;
         }
-        C.control[i] = zmq_socket(C.zctx, ZMQ_PUSH);
-        cp_socket_defaults(C.control[i]);
-        zmq_connect(C.control[i], C.control_ep[i]);
     }
+    return NW_OK;
+}
+
+static enum nw_err build_writer(int n, struct nw_error *err)
+{
     struct writer_options wr = {.endpoint = CP_EP_WRITER,
                                 .settle_endpoints = C.settle_eps,
                                 .workers = n,
@@ -433,9 +474,11 @@ static int build(void)
     wr.store.token_file = C.cfg.store_token_file[0] ? C.cfg.store_token_file : NULL;
     wr.store.credentials_file =
         C.cfg.store_credentials_file[0] ? C.cfg.store_credentials_file : NULL;
-    if (writer_new(&wr, C.zctx, &C.writer, &err) != NW_OK) {
-        goto fail;
-    }
+    return writer_new(&wr, C.zctx, &C.writer, err);
+}
+
+static enum nw_err build_ingest(int n, const struct nw_limits *lim, struct nw_error *err)
+{
     struct ingest_options io = {
         .mqtt = {.url = C.cfg.broker,
                  .client_id = C.cfg.client_id,
@@ -448,19 +491,68 @@ static int build(void)
         .share_group = C.cfg.share_group[0] ? C.cfg.share_group : NULL,
         .workers = n,
         .worker_endpoints = C.worker_eps,
-        .ack_endpoint = CP_EP_ACKS,
+        .ack_endpoint = C.cfg.role == ROLE_INGEST ? C.cfg.ack_listen : CP_EP_ACKS,
         .dead_letter = C.cfg.dead_letter[0] ? C.cfg.dead_letter : NULL,
         .dead_letter_max = 64ull << 20,
         .ack_interval_ms = C.cfg.ack_interval_ms,
         .max_devices = C.cfg.max_devices * (size_t)n,
-        .limits = lim};
-    if (ingest_new(&io, C.zctx, &C.ingest, &err) != NW_OK) {
-        goto fail;
+        .limits = *lim};
+    return ingest_new(&io, C.zctx, &C.ingest, err);
+}
+
+/* Role ingest: one endpoint per worker of the whole fleet, in global order. */
+static int ingest_endpoints(void)
+{
+    static char list[sizeof(C.cfg.aggregate)];
+    memcpy(list, C.cfg.aggregate, sizeof(list));
+    return split_list(list, C.worker_eps, CP_MAX_WORKERS);
+}
+
+static int check_role(int n)
+{
+    const char *missing = NULL;
+    if (C.cfg.role == ROLE_INGEST && (n == 0 || !C.cfg.ack_listen[0])) {
+        missing = "role ingest needs collector.aggregate (worker endpoints) and "
+                  "collector.ack_listen";
+    } else if (C.cfg.role == ROLE_AGGREGATE && (n == 0 || !C.cfg.ack_to[0])) {
+        missing = "role aggregate needs collector.listen (one endpoint per worker) and "
+                  "collector.ack_to (the ingest processes' ack endpoints)";
+    }
+    if (missing) {
+        fprintf(stderr, "needlewatch-collector: %s\n", missing);
+        return 2;
     }
     return 0;
-fail:
-    nw_log(NW_LOG_ERROR, "collector", "%s", err.msg);
-    return err.code == NW_ERR_CONFIG ? 2 : 1;
+}
+
+static int build(void)
+{
+    struct nw_error err = {0};
+    struct nw_limits lim;
+    nw_limits_default(&lim);
+    int n = C.cfg.role == ROLE_INGEST ? ingest_endpoints() : worker_endpoints();
+    int rc = check_role(n);
+    if (rc != 0) {
+        return rc;
+    }
+    C.nworkers = n;
+    enum nw_err e = (C.control_ack = cp_open(C.zctx, ZMQ_PULL, CP_EP_CONTROL, true, &err))
+                        ? NW_OK
+                        : NW_ERR_CONFIG;
+    if (e == NW_OK && C.cfg.role != ROLE_INGEST) {
+        e = build_workers(n, &lim, &err);
+    }
+    if (e == NW_OK && C.cfg.role != ROLE_INGEST) {
+        e = build_writer(n, &err);
+    }
+    if (e == NW_OK && C.cfg.role != ROLE_AGGREGATE) {
+        e = build_ingest(n, &lim, &err);
+    }
+    if (e != NW_OK) {
+        nw_log(NW_LOG_ERROR, "collector", "%s", err.msg);
+        return err.code == NW_ERR_CONFIG ? 2 : 1;
+    }
+    return 0;
 }
 
 static void teardown(void)
@@ -519,7 +611,7 @@ static void reload_inventory(void)
         nw_log(NW_LOG_ERROR, "collector", "SIGHUP: %s; the current inventory stays", err.msg);
         return;
     }
-    int n = (int)C.cfg.workers, answered = 0;
+    int n = C.nworkers, answered = 0;
     for (int i = 0; i < n; i++) {
         struct worker_control c = {.inventory = inv};
         zmq_send(C.control[i], &c, sizeof(c), 0);
@@ -554,32 +646,43 @@ static void run(void)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     pthread_t tw[CP_MAX_WORKERS], twr, tin;
-    int n = (int)C.cfg.workers;
+    int n = C.cfg.role == ROLE_INGEST ? 0 : C.nworkers;
     for (int i = 0; i < n; i++) {
         pthread_create(&tw[i], NULL, run_worker, C.workers[i]);
     }
-    pthread_create(&twr, NULL, run_writer, C.writer);
-    pthread_create(&tin, NULL, run_ingest, C.ingest);
+    if (C.writer) {
+        pthread_create(&twr, NULL, run_writer, C.writer);
+    }
+    if (C.ingest) {
+        pthread_create(&tin, NULL, run_ingest, C.ingest);
+    }
     for (;;) {
         int sig = 0;
         sigwait(&set, &sig);
-        if (sig == SIGHUP) {
+        if (sig == SIGHUP && n > 0) {
             reload_inventory();
             continue;
+        }
+        if (sig == SIGHUP) {
+            continue; /* an ingest process has no inventory */
         }
         nw_log(NW_LOG_NOTICE, "collector", "%s: flushing the store and the acks", strsignal(sig));
         break;
     }
     C.stop_input = 1;
     C.stop_writer = 1;
-    pthread_join(twr, NULL);
+    if (C.writer) {
+        pthread_join(twr, NULL);
+    }
     usleep(200 * 1000); /* let workers turn the last settles into ack requests */
     C.drained = 1;
     for (int i = 0; i < n; i++) {
         pthread_join(tw[i], NULL);
     }
     C.stop_ingest = 1;
-    pthread_join(tin, NULL);
+    if (C.ingest) {
+        pthread_join(tin, NULL);
+    }
 }
 
 int main(int argc, char **argv)
@@ -605,8 +708,9 @@ int main(int argc, char **argv)
         rc = start_http();
     }
     if (rc == 0) {
-        nw_log(NW_LOG_NOTICE, "collector", "broker %s, store %s, %d workers", C.cfg.broker,
-               C.cfg.store, (int)C.cfg.workers);
+        nw_log(NW_LOG_NOTICE, "collector", "role %s: broker %s, store %s, %d workers",
+               roles[C.cfg.role], C.cfg.role == ROLE_AGGREGATE ? "-" : C.cfg.broker,
+               C.cfg.role == ROLE_INGEST ? "-" : C.cfg.store, C.nworkers);
         run();
         nw_log(NW_LOG_NOTICE, "collector", "stopped: %llu points stored, %llu acks sent",
                (unsigned long long)CM_GET(points_stored), (unsigned long long)CM_GET(acks_sent));

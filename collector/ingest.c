@@ -387,20 +387,13 @@ static void flush_acks(struct ingest *in, int64_t now)
 static enum nw_err open_sockets(struct ingest *in, void *zctx, struct nw_error *out_err)
 {
     for (int i = 0; i < in->opt.workers; i++) {
-        const char *ep = in->opt.worker_endpoints[i];
-        in->push[i] = zmq_socket(zctx, ZMQ_PUSH);
-        cp_socket_defaults(in->push[i]);
-        if (zmq_connect(in->push[i], ep) != 0) {
-            return nw_error_set(out_err, NW_ERR_CONFIG, "connect %s: %s", ep, zmq_strerror(errno));
+        in->push[i] = cp_open(zctx, ZMQ_PUSH, in->opt.worker_endpoints[i], false, out_err);
+        if (!in->push[i]) {
+            return NW_ERR_CONFIG;
         }
     }
-    in->acks = zmq_socket(zctx, ZMQ_PULL);
-    cp_socket_defaults(in->acks);
-    if (zmq_bind(in->acks, in->opt.ack_endpoint) != 0) {
-        return nw_error_set(out_err, NW_ERR_CONFIG, "bind %s: %s", in->opt.ack_endpoint,
-                            zmq_strerror(errno));
-    }
-    return NW_OK;
+    in->acks = cp_open(zctx, ZMQ_PULL, in->opt.ack_endpoint, true, out_err);
+    return in->acks ? NW_OK : NW_ERR_CONFIG;
 }
 
 static enum nw_err alloc_buffers(struct ingest *in, struct nw_error *out_err)

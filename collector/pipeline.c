@@ -1,6 +1,9 @@
 /* pipeline.c - routing and socket settings shared by the stages. */
 #include "pipeline.h"
 
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
 #include <zmq.h>
 
 int cp_worker_of(const char *device, int workers)
@@ -21,4 +24,33 @@ void cp_socket_defaults(void *sock)
     zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof(hwm));
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger));
     zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max, sizeof(max));
+}
+
+void *cp_open(void *zctx, int type, const char *endpoints, bool bind, struct nw_error *out_err)
+{
+    void *s = zmq_socket(zctx, type);
+    if (!s) {
+        nw_error_set(out_err, NW_ERR_NOMEM, "zmq socket: %s", zmq_strerror(errno));
+        return NULL;
+    }
+    cp_socket_defaults(s);
+    if (!bind) {
+        /* Queue only to peers that are connected now: a dead ingest or
+         * aggregate process must not swallow its share of round robin. */
+        int immediate = 1;
+        zmq_setsockopt(s, ZMQ_IMMEDIATE, &immediate, sizeof(immediate));
+    }
+    for (const char *ep = endpoints; ep && *ep;) {
+        size_t n = strcspn(ep, ",");
+        char one[256];
+        snprintf(one, sizeof(one), "%.*s", (int)n, ep);
+        if ((bind ? zmq_bind(s, one) : zmq_connect(s, one)) != 0) {
+            nw_error_set(out_err, NW_ERR_CONFIG, "%s %s: %s", bind ? "bind" : "connect", one,
+                         zmq_strerror(errno));
+            zmq_close(s);
+            return NULL;
+        }
+        ep += n + (ep[n] == ',');
+    }
+    return s;
 }

@@ -32,6 +32,9 @@
 #include <needlewatch/msg.h>
 #include <needlewatch/topic.h>
 
+#include <needlewatch/err.h>
+
+#include <stdbool.h>
 #include <stdint.h>
 
 #define CP_HWM 10000
@@ -78,5 +81,13 @@ int cp_worker_of(const char *device, int workers);
 
 /* Sets high-water marks, linger and max message size on a ZeroMQ socket. */
 void cp_socket_defaults(void *sock);
+
+/*
+ * A socket of type with cp_socket_defaults, bound to or connected to every
+ * endpoint of a comma-separated list ("tcp://10.0.0.5:5601,tcp://..."):
+ * a PUSH connected to several peers deals messages round robin. NULL with
+ * NW_ERR_CONFIG naming the endpoint on failure. Caller closes it.
+ */
+void *cp_open(void *zctx, int type, const char *endpoints, bool bind, struct nw_error *out_err);
 
 #endif

@@ -204,14 +204,8 @@ static void settle(struct worker *w, const struct cp_ref *refs, size_t n)
             continue; /* the device moved to a new epoch meanwhile */
         }
         struct nw_seqtrack *t = refs[i].type == CP_WINDOWS ? &d->w : &d->e;
-        bool moved = nw_seqtrack_settle(t, refs[i].seq);
-        /* Ack once per device per message: the next ref of another device,
-         * or the end of the message. */
-        bool last_of_dev = i + 1 == n || strcmp(refs[i + 1].device, refs[i].device) != 0;
-        if (moved && last_of_dev) {
-            mark_dirty(w, d);
-        } else if (moved) {
-            continue;
+        if (nw_seqtrack_settle(t, refs[i].seq)) {
+            mark_dirty(w, d); /* once per device until persisted: a flag */
         }
     }
 }
@@ -475,7 +469,7 @@ void worker_run(struct worker *w, volatile sig_atomic_t *stop, volatile sig_atom
 static void load_row(void *user, const char *id, uint64_t epoch, uint64_t wseq, uint64_t eseq)
 {
     struct worker *w = user;
-    if (cp_worker_of(id, w->opt.workers) != w->opt.id || !nw_valid_device_id(id)) {
+    if (cp_worker_of(id, w->opt.workers) != w->opt.global_id || !nw_valid_device_id(id)) {
         return;
     }
     struct wdev *d = device(w, id);
@@ -488,23 +482,6 @@ static void load_row(void *user, const char *id, uint64_t epoch, uint64_t wseq, 
 }
 
 /* ---- lifecycle --------------------------------------------------------- */
-
-static void *open_socket(void *zctx, int type, const char *ep, bool bind, struct nw_error *err)
-{
-    void *s = zmq_socket(zctx, type);
-    if (!s) {
-        nw_error_set(err, NW_ERR_NOMEM, "zmq socket: %s", zmq_strerror(errno));
-        return NULL;
-    }
-    cp_socket_defaults(s);
-    if ((bind ? zmq_bind(s, ep) : zmq_connect(s, ep)) != 0) {
-        nw_error_set(err, NW_ERR_CONFIG, "%s %s: %s", bind ? "bind" : "connect", ep,
-                     zmq_strerror(errno));
-        zmq_close(s);
-        return NULL;
-    }
-    return s;
-}
 
 enum nw_err worker_new(const struct worker_options *opt, void *zctx, struct worker **out,
                        struct nw_error *out_err)
@@ -541,13 +518,13 @@ enum nw_err worker_new(const struct worker_options *opt, void *zctx, struct work
                (ackstate_open(opt->ack_state_path, &w->state, out_err) != NW_OK ||
                 ackstate_load(w->state, load_row, w, out_err) != NW_OK)) {
         rc = NW_ERR_IO;
-    } else if (!(w->in = open_socket(zctx, ZMQ_PULL, opt->endpoint, true, out_err)) ||
-               !(w->settle = open_socket(zctx, ZMQ_PULL, opt->settle_endpoint, true, out_err)) ||
-               !(w->writer = open_socket(zctx, ZMQ_PUSH, opt->writer_endpoint, false, out_err)) ||
-               !(w->acks = open_socket(zctx, ZMQ_PUSH, opt->ack_endpoint, false, out_err)) ||
-               !(w->control = open_socket(zctx, ZMQ_PULL, opt->control_endpoint, true, out_err)) ||
+    } else if (!(w->in = cp_open(zctx, ZMQ_PULL, opt->endpoint, true, out_err)) ||
+               !(w->settle = cp_open(zctx, ZMQ_PULL, opt->settle_endpoint, true, out_err)) ||
+               !(w->writer = cp_open(zctx, ZMQ_PUSH, opt->writer_endpoint, false, out_err)) ||
+               !(w->acks = cp_open(zctx, ZMQ_PUSH, opt->ack_endpoint, false, out_err)) ||
+               !(w->control = cp_open(zctx, ZMQ_PULL, opt->control_endpoint, true, out_err)) ||
                !(w->control_ack =
-                     open_socket(zctx, ZMQ_PUSH, opt->control_ack_endpoint, false, out_err))) {
+                     cp_open(zctx, ZMQ_PUSH, opt->control_ack_endpoint, false, out_err))) {
         rc = out_err ? out_err->code : NW_ERR_CONFIG;
     }
     if (rc != NW_OK) {

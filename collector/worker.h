@@ -34,7 +34,8 @@ struct nw_model_spec {
 };
 
 struct worker_options {
-    int id;
+    int id;                               /* index in this process (the writer's settle socket) */
+    int global_id;                        /* index among all workers of all processes (the hash) */
     const char *endpoint;                 /* bound: ingest pushes here */
     const char *writer_endpoint;          /* connected */
     const char *settle_endpoint;          /* bound: the writer pushes settle refs here */
@@ -45,7 +46,7 @@ struct worker_options {
     const struct nw_model_spec *specs;    /* borrowed; specs[0] is the default */
     size_t nspecs;
     size_t max_devices;
-    int workers;                /* how many workers share the devices */
+    int workers;                /* how many workers share the devices, all processes */
     const char *ack_state_path; /* ackstate.h file; NULL: watermarks not kept */
     struct nw_limits limits;
 };

@@ -46,23 +46,6 @@ struct writer {
     uint8_t chunk[NW_DQ_MAX_PAYLOAD];
 };
 
-static void *open_socket(void *zctx, int type, const char *ep, bool bind, struct nw_error *err)
-{
-    void *s = zmq_socket(zctx, type);
-    if (!s) {
-        nw_error_set(err, NW_ERR_NOMEM, "zmq socket: %s", zmq_strerror(errno));
-        return NULL;
-    }
-    cp_socket_defaults(s);
-    if ((bind ? zmq_bind(s, ep) : zmq_connect(s, ep)) != 0) {
-        nw_error_set(err, NW_ERR_CONFIG, "%s %s: %s", bind ? "bind" : "connect", ep,
-                     zmq_strerror(errno));
-        zmq_close(s);
-        return NULL;
-    }
-    return s;
-}
-
 enum nw_err writer_new(const struct writer_options *opt, void *zctx, struct writer **out,
                        struct nw_error *out_err)
 {
@@ -94,11 +77,11 @@ enum nw_err writer_new(const struct writer_options *opt, void *zctx, struct writ
         rc = nw_dq_open(&o, &w->spool, out_err);
         w->spool_next = w->spool ? nw_dq_max_seq(w->spool, SPOOL_TYPE) + 1 : 1;
     }
-    if (rc == NW_OK && !(w->in = open_socket(zctx, ZMQ_PULL, opt->endpoint, true, out_err))) {
+    if (rc == NW_OK && !(w->in = cp_open(zctx, ZMQ_PULL, opt->endpoint, true, out_err))) {
         rc = NW_ERR_CONFIG;
     }
     for (int i = 0; rc == NW_OK && i < opt->workers; i++) {
-        w->settle[i] = open_socket(zctx, ZMQ_PUSH, opt->settle_endpoints[i], false, out_err);
+        w->settle[i] = cp_open(zctx, ZMQ_PUSH, opt->settle_endpoints[i], false, out_err);
         rc = w->settle[i] ? NW_OK : NW_ERR_CONFIG;
     }
     if (rc != NW_OK) {

@@ -1,0 +1,1177 @@
+/*
+ * fleet.c - devices, virtual clock and resend rings of needlewatch-sim.
+ *
+ * The ring keeps records in one byte array: [head, tail) while not
+ * wrapped, [head, end) + [0, tail) while wrapped. A record that does not
+ * fit before the end of the array starts again at 0 (end remembers where
+ * the upper part stops), so a record is always contiguous and can be handed
+ * to the publisher in place. Invariant: the oldest record (head) is never
+ * acknowledged, because every ack and every drop trims acknowledged records
+ * off the head; so a drop always loses an unacknowledged record, and is
+ * counted as such.
+ *
+ * A device's single-record message is the record itself: the ring holds the
+ * encoded one-entry batch, and protobuf-c writes fields in number order, so
+ * appending field 4 (queue_floor, a varint) gives exactly the bytes the
+ * codec would produce for that batch with its floor. Catching up, records
+ * are decoded and re-encoded as one batch of up to batch_max.
+ */
+#include "fleet.h"
+#include "windower.h"
+
+#include <needlewatch/log.h>
+#include <needlewatch/validate.h>
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SAMPLE_MS 100
+#define MODEL_RATE_HZ 120          /* nominal rate for odometers */
+#define FIELD_QUEUE_FLOOR_TAG 0x20 /* field 4, varint */
+
+/* ---- hashing ------------------------------------------------------------- */
+
+static uint64_t mix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++) {
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    }
+    return h;
+}
+
+/* A value derived from the seed, a purpose and a number: stable forever. */
+static uint64_t derive(uint64_t seed, const char *purpose, uint64_t n)
+{
+    return mix64(seed ^ mix64(hash_str(purpose) ^ mix64(n)));
+}
+
+/* ---- virtual clock ------------------------------------------------------- */
+
+enum nw_err fleet_clock_init(struct fleet_clock *c, int64_t wall_now_ms, int64_t mono_now_ms,
+                             int64_t duration_ms, double rate, uint32_t window_ms,
+                             struct nw_error *out_err)
+{
+    if (!isfinite(rate) || rate <= 0 || rate > 1e6) {
+        return nw_error_set(out_err, NW_ERR_CONFIG,
+                            "--rate %g: must be a positive number of windows per second per "
+                            "device (at most 1000000)",
+                            rate);
+    }
+    if (duration_ms <= 0) {
+        return nw_error_set(out_err, NW_ERR_CONFIG, "--duration: must be positive");
+    }
+    double factor = rate * (double)window_ms / 1000.0;
+    double span = factor * (double)duration_ms;
+    if (span - (double)duration_ms > (double)FLEET_MAX_PAST_MS) {
+        return nw_error_set(out_err, NW_ERR_CONFIG,
+                            "--rate %g: virtual time would start %.1f days ago (%.0fx over %" PRId64
+                            " s); collectors refuse data older than 30 days: lower --rate or "
+                            "--duration",
+                            rate, (span - (double)duration_ms) / 86400000.0, factor,
+                            duration_ms / 1000);
+    }
+    memset(c, 0, sizeof(*c));
+    c->wall0_ms = wall_now_ms;
+    c->mono0_ms = mono_now_ms;
+    c->duration_ms = duration_ms;
+    c->factor = factor;
+    if (factor >= 1.0) {
+        c->virt_end_ms = wall_now_ms + duration_ms;
+        c->virt0_ms = c->virt_end_ms - llround(span);
+    } else {
+        c->virt0_ms = wall_now_ms;
+        c->virt_end_ms = wall_now_ms + llround(span);
+    }
+    return NW_OK;
+}
+
+int64_t fleet_clock_virtual(const struct fleet_clock *c, int64_t mono_ms)
+{
+    int64_t elapsed = mono_ms - c->mono0_ms;
+    if (elapsed <= 0) {
+        return c->virt0_ms;
+    }
+    if (elapsed >= c->duration_ms) {
+        return c->virt_end_ms;
+    }
+    int64_t v = c->virt0_ms + (int64_t)floor((double)elapsed * c->factor);
+    return v < c->virt_end_ms ? v : c->virt_end_ms;
+}
+
+int64_t fleet_clock_to_wall_ms(const struct fleet_clock *c, int64_t virt_span_ms)
+{
+    if (virt_span_ms <= 0 || c->factor <= 0) {
+        return 0;
+    }
+    return (int64_t)ceil((double)virt_span_ms / c->factor);
+}
+
+/* ---- resend ring --------------------------------------------------------- */
+
+struct fleet_ring {
+    uint8_t *buf;
+    size_t cap;
+    size_t head, tail, end; /* end: where the upper part stops while wrapped */
+    bool wrapped;
+    size_t count, bytes;
+    size_t cur, sent; /* cursor position; records before it */
+    uint64_t last[FLEET_REC_TYPES];
+    uint64_t acked_seq[FLEET_REC_TYPES];
+    uint64_t acked[FLEET_REC_TYPES];
+    uint64_t dropped[FLEET_REC_TYPES];
+};
+
+struct fleet_ring *fleet_ring_new(size_t cap_bytes)
+{
+    if (cap_bytes < FLEET_RING_MIN) {
+        return NULL;
+    }
+    struct fleet_ring *r = calloc(1, sizeof(*r));
+    if (!r) {
+        return NULL;
+    }
+    r->cap = cap_bytes & ~(size_t)7;
+    r->buf = malloc(r->cap);
+    if (!r->buf) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void fleet_ring_destroy(struct fleet_ring **p)
+{
+    if (!p || !*p) {
+        return;
+    }
+    free((*p)->buf);
+    free(*p);
+    *p = NULL;
+}
+
+/* Header: u32 length, u8 type, 3 bytes padding, u64 seq. */
+static void read_rec(const struct fleet_ring *r, size_t pos, struct fleet_rec *out)
+{
+    uint32_t len;
+    uint64_t seq;
+    memcpy(&len, r->buf + pos, sizeof(len));
+    memcpy(&seq, r->buf + pos + 8, sizeof(seq));
+    out->type = (enum fleet_rec_type)r->buf[pos + 4];
+    out->seq = seq;
+    out->data = r->buf + pos + FLEET_RING_HEADER;
+    out->len = len;
+}
+
+static size_t next_pos(const struct fleet_ring *r, size_t pos)
+{
+    struct fleet_rec h;
+    read_rec(r, pos, &h);
+    size_t p = pos + FLEET_RING_RECORD_SIZE(h.len);
+    if (r->wrapped && p == r->end) {
+        p = 0;
+    }
+    return p;
+}
+
+static void reset_empty(struct fleet_ring *r)
+{
+    r->head = r->tail = r->end = r->cur = r->sent = 0;
+    r->wrapped = false;
+}
+
+static void pop_head(struct fleet_ring *r)
+{
+    struct fleet_rec h;
+    read_rec(r, r->head, &h);
+    size_t size = FLEET_RING_RECORD_SIZE(h.len);
+    r->head += size;
+    r->bytes -= size;
+    r->count--;
+    if (r->wrapped && r->head == r->end) {
+        r->head = 0;
+        r->end = 0;
+        r->wrapped = false;
+    }
+    if (r->count == 0) {
+        reset_empty(r);
+        return;
+    }
+    if (r->sent > 0) {
+        r->sent--; /* the record was behind the cursor */
+    }
+    if (r->sent == 0) {
+        r->cur = r->head;
+    }
+}
+
+/* Removes acknowledged records from the head (keeps the invariant). */
+static void trim(struct fleet_ring *r)
+{
+    for (size_t guard = r->count; guard > 0 && r->count > 0; guard--) {
+        struct fleet_rec h;
+        read_rec(r, r->head, &h);
+        if (h.seq > r->acked_seq[h.type]) {
+            return;
+        }
+        r->acked[h.type]++;
+        pop_head(r);
+    }
+}
+
+enum nw_err fleet_ring_append(struct fleet_ring *r, enum fleet_rec_type type, uint64_t seq,
+                              const void *data, size_t len, struct nw_error *out_err)
+{
+    if ((unsigned)type >= FLEET_REC_TYPES || seq <= r->last[type]) {
+        return nw_error_set(
+            out_err, NW_ERR_INVAL, "ring: record type %u seq %" PRIu64 " not after %" PRIu64,
+            (unsigned)type, seq, (unsigned)type < FLEET_REC_TYPES ? r->last[type] : 0);
+    }
+    size_t need = FLEET_RING_RECORD_SIZE(len);
+    if (len > UINT32_MAX || need > r->cap) {
+        return nw_error_set(out_err, NW_ERR_TOO_BIG, "ring: record of %zu bytes exceeds %zu", len,
+                            r->cap);
+    }
+    size_t pos = SIZE_MAX;
+    /* Each pass places the record or drops one: at most count + 1 passes. */
+    for (size_t guard = r->count + 1; guard > 0; guard--) {
+        if (r->count == 0) {
+            reset_empty(r);
+        }
+        if (!r->wrapped) {
+            if (r->cap - r->tail >= need) {
+                pos = r->tail;
+            } else if (r->head >= need) {
+                r->end = r->tail;
+                r->wrapped = true;
+                pos = 0;
+            }
+        } else if (r->head - r->tail >= need) {
+            pos = r->tail;
+        }
+        if (pos != SIZE_MAX) {
+            break;
+        }
+        struct fleet_rec h;
+        read_rec(r, r->head, &h);
+        r->dropped[h.type]++; /* unacknowledged: the invariant */
+        pop_head(r);
+        trim(r);
+    }
+    if (pos == SIZE_MAX) {
+        return nw_error_set(out_err, NW_ERR_FULL, "ring: no room (internal error)");
+    }
+    uint32_t len32 = (uint32_t)len;
+    uint8_t hdr[FLEET_RING_HEADER] = {0};
+    memcpy(hdr, &len32, sizeof(len32));
+    hdr[4] = (uint8_t)type;
+    memcpy(hdr + 8, &seq, sizeof(seq));
+    memcpy(r->buf + pos, hdr, sizeof(hdr));
+    if (len) {
+        memcpy(r->buf + pos + FLEET_RING_HEADER, data, len);
+    }
+    if (r->sent == r->count) {
+        r->cur = pos; /* the cursor was at the end: it points at the new record */
+    }
+    r->tail = pos + need;
+    r->count++;
+    r->bytes += need;
+    r->last[type] = seq;
+    return NW_OK;
+}
+
+bool fleet_ring_peek(struct fleet_ring *r, struct fleet_rec *out)
+{
+    while (r->sent < r->count) {
+        read_rec(r, r->cur, out);
+        if (out->seq > r->acked_seq[out->type]) {
+            return true;
+        }
+        r->cur = next_pos(r, r->cur); /* acknowledged behind an older record */
+        r->sent++;
+    }
+    return false;
+}
+
+void fleet_ring_take(struct fleet_ring *r)
+{
+    if (r->sent < r->count) {
+        r->cur = next_pos(r, r->cur);
+        r->sent++;
+    }
+}
+
+void fleet_ring_rewind(struct fleet_ring *r)
+{
+    r->cur = r->head;
+    r->sent = 0;
+}
+
+enum nw_err fleet_ring_ack(struct fleet_ring *r, enum fleet_rec_type type, uint64_t seq,
+                           struct nw_error *out_err)
+{
+    if ((unsigned)type >= FLEET_REC_TYPES) {
+        return nw_error_set(out_err, NW_ERR_INVAL, "ring: bad record type %u", (unsigned)type);
+    }
+    if (seq > r->last[type]) {
+        return nw_error_set(out_err, NW_ERR_INVALID,
+                            "ack of %s seq %" PRIu64 " beyond the newest made (%" PRIu64 ")",
+                            type == FLEET_REC_WINDOW ? "window" : "event", seq, r->last[type]);
+    }
+    if (seq > r->acked_seq[type]) {
+        r->acked_seq[type] = seq;
+        trim(r);
+    }
+    return NW_OK;
+}
+
+uint64_t fleet_ring_floor(const struct fleet_ring *r, enum fleet_rec_type type)
+{
+    size_t pos = r->head;
+    for (size_t i = 0; i < r->count; i++) {
+        struct fleet_rec h;
+        read_rec(r, pos, &h);
+        if (h.type == type && h.seq > r->acked_seq[type]) {
+            return h.seq;
+        }
+        pos = next_pos(r, pos);
+    }
+    return 0;
+}
+
+void fleet_ring_unacked(const struct fleet_ring *r, uint64_t out_unacked[FLEET_REC_TYPES],
+                        uint64_t out_stalled[FLEET_REC_TYPES])
+{
+    bool next_held[FLEET_REC_TYPES] = {false, false};
+    uint64_t un[FLEET_REC_TYPES] = {0, 0};
+    size_t pos = r->head;
+    for (size_t i = 0; i < r->count; i++) {
+        struct fleet_rec h;
+        read_rec(r, pos, &h);
+        if (h.seq > r->acked_seq[h.type]) {
+            un[h.type]++;
+            next_held[h.type] |= h.seq == r->acked_seq[h.type] + 1;
+        }
+        pos = next_pos(r, pos);
+    }
+    for (int t = 0; t < FLEET_REC_TYPES; t++) {
+        out_unacked[t] = un[t];
+        if (out_stalled) {
+            out_stalled[t] = next_held[t] ? 0 : un[t];
+        }
+    }
+}
+
+void fleet_ring_get_stats(const struct fleet_ring *r, struct fleet_ring_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->cap = r->cap;
+    out->bytes = r->bytes;
+    out->records = r->count;
+    out->unsent = r->count - r->sent;
+    for (int t = 0; t < FLEET_REC_TYPES; t++) {
+        out->last_seq[t] = r->last[t];
+        out->acked_seq[t] = r->acked_seq[t];
+        out->acked[t] = r->acked[t];
+        out->dropped[t] = r->dropped[t];
+    }
+}
+
+/* ---- configuration, names, faults ---------------------------------------- */
+
+void fleet_config_init(struct fleet_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->seed = 1;
+    cfg->ndevices = 10;
+    cfg->nclinics = 3;
+    snprintf(cfg->id_prefix, sizeof(cfg->id_prefix), "SIM-");
+    cfg->window_ms = 1000;
+    cfg->buffer_bytes = 16 * 1024;
+    snprintf(cfg->firmware, sizeof(cfg->firmware), "sim-%s", NW_VERSION);
+}
+
+static unsigned id_width(const struct fleet_config *cfg)
+{
+    unsigned w = 1;
+    for (unsigned n = cfg->ndevices; n >= 10; n /= 10) {
+        w++;
+    }
+    return w < 4 ? 4 : w;
+}
+
+enum nw_err fleet_device_id(const struct fleet_config *cfg, unsigned n,
+                            char out[NW_DEVICE_ID_MAX + 1])
+{
+    int len = snprintf(out, NW_DEVICE_ID_MAX + 1, "%s%0*u", cfg->id_prefix, (int)id_width(cfg), n);
+    if (len < 0 || len > NW_DEVICE_ID_MAX || !nw_valid_device_id(out)) {
+        out[0] = '\0';
+        return NW_ERR_INVAL;
+    }
+    return NW_OK;
+}
+
+unsigned fleet_device_number(const struct fleet_config *cfg, const char *id)
+{
+    size_t plen = strlen(cfg->id_prefix);
+    if (strncmp(id, cfg->id_prefix, plen) != 0) {
+        return 0;
+    }
+    const char *digits = id + plen;
+    size_t ndig = strlen(digits);
+    if (ndig != id_width(cfg)) {
+        return 0;
+    }
+    uint64_t n = 0;
+    for (size_t i = 0; i < ndig; i++) {
+        if (digits[i] < '0' || digits[i] > '9') {
+            return 0;
+        }
+        n = n * 10 + (uint64_t)(digits[i] - '0');
+    }
+    return n >= 1 && n <= cfg->ndevices ? (unsigned)n : 0;
+}
+
+enum nw_err fleet_config_check(const struct fleet_config *cfg, struct nw_error *out_err)
+{
+    if (cfg->ndevices < 1 || cfg->ndevices > FLEET_DEVICES_MAX) {
+        return nw_error_set(out_err, NW_ERR_CONFIG, "--devices %u: must be 1-%d", cfg->ndevices,
+                            FLEET_DEVICES_MAX);
+    }
+    if (cfg->nclinics < 1 || cfg->nclinics > FLEET_CLINICS_MAX) {
+        return nw_error_set(out_err, NW_ERR_CONFIG, "--clinics %u: must be 1-%d", cfg->nclinics,
+                            FLEET_CLINICS_MAX);
+    }
+    for (const char *p = cfg->id_prefix; *p; p++) {
+        bool ok = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                  (*p >= '0' && *p <= '9') || *p == '_' || *p == '-';
+        if (!ok) {
+            return nw_error_set(out_err, NW_ERR_CONFIG,
+                                "--id-prefix \"%s\": only [A-Za-z0-9_-] may be used",
+                                cfg->id_prefix);
+        }
+    }
+    char id[NW_DEVICE_ID_MAX + 1];
+    if (fleet_device_id(cfg, cfg->ndevices, id) != NW_OK) {
+        return nw_error_set(out_err, NW_ERR_CONFIG,
+                            "--id-prefix \"%s\": ids would be longer than %d characters",
+                            cfg->id_prefix, NW_DEVICE_ID_MAX);
+    }
+    if (cfg->window_ms < AGENT_WINDOW_MS_MIN || cfg->window_ms > AGENT_WINDOW_MS_MAX) {
+        return nw_error_set(out_err, NW_ERR_CONFIG, "--window-ms %u: must be %d-%d", cfg->window_ms,
+                            AGENT_WINDOW_MS_MIN, AGENT_WINDOW_MS_MAX);
+    }
+    if (cfg->buffer_bytes < FLEET_RING_MIN || cfg->buffer_bytes > (size_t)64 << 20) {
+        return nw_error_set(out_err, NW_ERR_CONFIG, "--buffer %zu: must be %d bytes to 64 MiB",
+                            cfg->buffer_bytes, FLEET_RING_MIN);
+    }
+    return NW_OK;
+}
+
+static size_t faults_of(const struct fleet_config *cfg, unsigned device)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->nfaults; i++) {
+        n += cfg->faults[i].device == device;
+    }
+    return n;
+}
+
+enum nw_err fleet_config_add_fault(struct fleet_config *cfg, const char *spec,
+                                   struct nw_error *out_err)
+{
+    struct agent_fault f;
+    char dev[NW_DEVICE_ID_MAX + 1];
+    if (agent_fault_parse(spec, &f, dev, out_err) != NW_OK) {
+        return NW_ERR_CONFIG;
+    }
+    unsigned n = fleet_device_number(cfg, dev);
+    if (n == 0) {
+        char first[NW_DEVICE_ID_MAX + 1], last[NW_DEVICE_ID_MAX + 1];
+        fleet_device_id(cfg, 1, first);
+        fleet_device_id(cfg, cfg->ndevices, last);
+        return nw_error_set(out_err, NW_ERR_CONFIG,
+                            "--fault %s: no device \"%s\" in this fleet (%s..%s)", spec, dev, first,
+                            last);
+    }
+    if (cfg->nfaults >= FLEET_FAULTS_MAX) {
+        return nw_error_set(out_err, NW_ERR_CONFIG, "--fault %s: more than %d faults", spec,
+                            FLEET_FAULTS_MAX);
+    }
+    if (faults_of(cfg, n) >= AGENT_SIM_MAX_FAULTS) {
+        return nw_error_set(out_err, NW_ERR_CONFIG, "--fault %s: more than %d faults on %s", spec,
+                            AGENT_SIM_MAX_FAULTS, dev);
+    }
+    cfg->faults[cfg->nfaults++] = (struct fleet_fault){.fault = f, .device = n};
+    return NW_OK;
+}
+
+bool fleet_config_has_fault(const struct fleet_config *cfg, unsigned device,
+                            enum agent_fault_kind kind)
+{
+    for (size_t i = 0; i < cfg->nfaults; i++) {
+        if (cfg->faults[i].device == device && cfg->faults[i].fault.kind == kind) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Clinic names: a seeded walk over these, with a unit number for the
+ * second round and beyond (and for the first clinic and some others of the
+ * first round), so names are unique and even a small fleet has commas in
+ * them; some also carry quotes and accents. */
+static const char *const clinic_bases[] = {
+    "Clínica São Paulo",
+    "Hairline Studio Leeds",
+    "Zürich Haarklinik",
+    "Kraków Scalp Studio",
+    "Northside Scalp Co., Dublin",
+    "Clinique Capillaire Lyon-Part-Dieu",
+    "Łódź SMP Atelier",
+    "København Hårklinik",
+    "Málaga Dermopigmentación",
+    "Montréal Micro-Pigmentation",
+    "Scalp Art \"Nord\", Hamburg",
+    "İstanbul Şişli Saç Kliniği",
+    "Praha Vlasová Klinika",
+    "Athens Trichology Centre",
+    "Ōsaka Hairline Clinic",
+    "Cape Town SMP, Sea Point",
+    "Melbourne Scalp Studio",
+    "Austin Hairline & Co.",
+    "Lisboa Micropigmentação",
+    "Göteborg Hårklinik",
+    "A Coruña Clínica Capilar",
+    "Bogotá Estética Capilar",
+    "Reykjavík Hair Studio",
+    "Wrocław Trychologia",
+};
+#define NBASES (sizeof(clinic_bases) / sizeof(clinic_bases[0]))
+
+unsigned fleet_clinic_of(const struct fleet_config *cfg, unsigned n)
+{
+    if (n >= 1 && n <= cfg->nclinics) {
+        return n - 1; /* every clinic has at least one device */
+    }
+    return (unsigned)(derive(cfg->seed, "clinic-of", n) % cfg->nclinics);
+}
+
+void fleet_clinic_name(const struct fleet_config *cfg, unsigned clinic, char out[NW_CLINIC_MAX + 1])
+{
+    static const unsigned strides[] = {1, 5, 7, 11, 13, 17, 19, 23}; /* coprime with 24 */
+    uint64_t h = derive(cfg->seed, "clinic-walk", 0);
+    unsigned stride = strides[h % (sizeof(strides) / sizeof(strides[0]))];
+    unsigned base = (unsigned)((h >> 8) % NBASES + (uint64_t)clinic * stride) % NBASES;
+    unsigned round = clinic / NBASES;
+    if (round > 0) {
+        snprintf(out, NW_CLINIC_MAX + 1, "%s, Unit %u", clinic_bases[base], round + 1);
+    } else if (clinic == 0 || derive(cfg->seed, "clinic-unit", clinic) % 3 == 0) {
+        snprintf(out, NW_CLINIC_MAX + 1, "%s, Unit 1", clinic_bases[base]);
+    } else {
+        snprintf(out, NW_CLINIC_MAX + 1, "%s", clinic_bases[base]);
+    }
+}
+
+const char *fleet_model_of(const struct fleet_config *cfg, unsigned n)
+{
+    return derive(cfg->seed, "model", n) % 5 == 0 ? "DG-3X" : "DG-3";
+}
+
+size_t fleet_csv_field(const char *s, char *out, size_t cap)
+{
+    size_t len = strlen(s);
+    bool quote = len > 0 && (s[0] == ' ' || s[len - 1] == ' ');
+    quote = quote || strpbrk(s, ",\"\r\n") != NULL;
+    size_t o = 0;
+    if (quote && o < cap) {
+        out[o++] = '"';
+    }
+    for (size_t i = 0; i < len && o < cap; i++) {
+        if (s[i] == '"' && quote) {
+            out[o++] = '"';
+        }
+        if (o < cap) {
+            out[o++] = s[i];
+        }
+    }
+    if (quote && o < cap) {
+        out[o++] = '"';
+    }
+    if (o >= cap) {
+        if (cap > 0) {
+            out[0] = '\0';
+        }
+        return 0;
+    }
+    out[o] = '\0';
+    return o;
+}
+
+enum nw_err fleet_inventory_write(const struct fleet_config *cfg, FILE *f, struct nw_error *out_err)
+{
+    bool ok = fputs("device,clinic,model\n", f) >= 0;
+    for (unsigned n = 1; ok && n <= cfg->ndevices; n++) {
+        if (fleet_config_has_fault(cfg, n, AGENT_FAULT_UNKNOWN_DEVICE)) {
+            continue;
+        }
+        char id[NW_DEVICE_ID_MAX + 1], clinic[NW_CLINIC_MAX + 1];
+        char field[2 * NW_CLINIC_MAX + 3];
+        fleet_device_id(cfg, n, id);
+        fleet_clinic_name(cfg, fleet_clinic_of(cfg, n), clinic);
+        fleet_csv_field(clinic, field, sizeof(field));
+        ok = fprintf(f, "%s,%s,%s\n", id, field, fleet_model_of(cfg, n)) > 0;
+    }
+    if (!ok || fflush(f) != 0 || ferror(f)) {
+        return nw_error_set(out_err, NW_ERR_IO, "inventory: write failed");
+    }
+    return NW_OK;
+}
+
+/* ---- one device ---------------------------------------------------------- */
+
+struct fleet_device {
+    const struct fleet_config *cfg;
+    char id[NW_DEVICE_ID_MAX + 1];
+    unsigned n;
+    uint64_t epoch;
+    int64_t virt0;
+    struct agent_sim *sim;
+    struct agent_windower *win;
+    struct fleet_ring *ring;
+    uint64_t next_seq[FLEET_REC_TYPES];
+    size_t nfaults;
+    struct agent_fault faults[AGENT_SIM_MAX_FAULTS];
+    bool gap_done[AGENT_SIM_MAX_FAULTS];
+    bool powered;
+    char session[NW_ID_MAX + 1], cartridge[NW_ID_MAX + 1], lot[NW_ID_MAX + 1];
+    uint64_t base_cycles, base_running_ms, cycles, running_ms;
+    int64_t last_progress_ms;
+    struct fleet_device_stats st; /* the counters kept here; the rest is filled on read */
+};
+
+static unsigned long rejected_logged;
+
+struct fleet_device *fleet_device_new(const struct fleet_config *cfg, unsigned n, int64_t virt0_ms,
+                                      uint64_t run_salt)
+{
+    if (n < 1 || n > cfg->ndevices) {
+        return NULL;
+    }
+    struct fleet_device *d = calloc(1, sizeof(*d));
+    if (!d) {
+        return NULL;
+    }
+    d->cfg = cfg;
+    d->n = n;
+    d->virt0 = virt0_ms;
+    if (fleet_device_id(cfg, n, d->id) != NW_OK) {
+        free(d);
+        return NULL;
+    }
+    d->epoch = mix64(derive(cfg->seed, "epoch", n) ^ hash_str(d->id) ^ mix64(run_salt));
+    if (d->epoch == 0) {
+        d->epoch = 1;
+    }
+    struct agent_sim_options so = {.seed = cfg->seed,
+                                   .device_id = d->id,
+                                   .start_ms = virt0_ms,
+                                   .sample_ms = SAMPLE_MS,
+                                   .start_in_session = true};
+    for (size_t i = 0; i < cfg->nfaults; i++) {
+        if (cfg->faults[i].device != n || d->nfaults >= AGENT_SIM_MAX_FAULTS) {
+            continue;
+        }
+        d->faults[d->nfaults++] = cfg->faults[i].fault;
+        so.faults[so.nfaults++] = cfg->faults[i].fault; /* the model ignores non-signal ones */
+    }
+    uint64_t hours = 20 + derive(cfg->seed, "hours", n) % 430;
+    d->base_running_ms = hours * 3600 * 1000 + derive(cfg->seed, "minutes", n) % 3600000;
+    for (size_t i = 0; i < d->nfaults; i++) {
+        if (d->faults[i].kind == AGENT_FAULT_MAINTENANCE_DUE) {
+            int64_t below = d->faults[i].start_ms;
+            int64_t interval = (int64_t)FLEET_SERVICE_INTERVAL_S * 1000;
+            d->base_running_ms = (uint64_t)(below < interval ? interval - below : 0);
+        }
+    }
+    d->base_cycles = d->base_running_ms / 1000 * MODEL_RATE_HZ;
+    d->next_seq[FLEET_REC_WINDOW] = d->next_seq[FLEET_REC_EVENT] = 1;
+    d->sim = agent_sim_new(&so);
+    d->win = agent_windower_new(cfg->window_ms);
+    d->ring = fleet_ring_new(cfg->buffer_bytes);
+    if (!d->sim || !d->win || !d->ring) {
+        fleet_device_destroy(&d);
+    }
+    return d;
+}
+
+void fleet_device_destroy(struct fleet_device **p)
+{
+    if (!p || !*p) {
+        return;
+    }
+    agent_sim_destroy(&(*p)->sim);
+    agent_windower_destroy(&(*p)->win);
+    fleet_ring_destroy(&(*p)->ring);
+    free(*p);
+    *p = NULL;
+}
+
+const char *fleet_device_name(const struct fleet_device *d)
+{
+    return d->id;
+}
+
+unsigned fleet_device_index(const struct fleet_device *d)
+{
+    return d->n;
+}
+
+uint64_t fleet_device_epoch(const struct fleet_device *d)
+{
+    return d->epoch;
+}
+
+static void reject(struct fleet_device *d, const char *what, const struct nw_error *err)
+{
+    d->st.rejected++;
+    if (rejected_logged++ < 10) {
+        nw_log(NW_LOG_WARN, "fleet", "%s: %s refused: %s", d->id, what, err->msg);
+    }
+}
+
+static size_t store(struct fleet_device *d, enum fleet_rec_type type, uint64_t seq,
+                    const uint8_t *rec, size_t len, struct nw_error *err)
+{
+    if (fleet_ring_append(d->ring, type, seq, rec, len, err) != NW_OK) {
+        reject(d, type == FLEET_REC_WINDOW ? "window" : "event", err);
+        return 0;
+    }
+    return 1;
+}
+
+static size_t enqueue_window(struct fleet_device *d, struct nw_window *w, int64_t wall_now_ms,
+                             struct nw_codec *codec)
+{
+    struct nw_error err = {0};
+    uint64_t seq = d->next_seq[FLEET_REC_WINDOW];
+    bool skip[AGENT_SIM_MAX_FAULTS] = {false};
+    size_t skipped = 0;
+    for (size_t i = 0; i < d->nfaults; i++) {
+        if (d->faults[i].kind == AGENT_FAULT_DATA_GAP && !d->gap_done[i] &&
+            w->start_ms - d->virt0 >= d->faults[i].start_ms) {
+            skip[i] = true;
+            skipped++;
+        }
+    }
+    w->seq = seq + skipped;
+    if (nw_validate_window(w, nw_codec_limits(codec), wall_now_ms, NULL, &err) != NW_OK) {
+        reject(d, "window", &err);
+        return 0;
+    }
+    for (size_t i = 0; i < d->nfaults; i++) {
+        d->gap_done[i] |= skip[i];
+    }
+    d->st.windows_skipped += skipped;
+    d->next_seq[FLEET_REC_WINDOW] = w->seq + 1; /* used even if lost below */
+    d->st.windows_made++;
+    d->cycles += w->cycles;
+    d->running_ms += w->running_ms;
+    struct nw_window_batch b = {.epoch = d->epoch, .count = 1, .capacity = 1, .windows = w};
+    memcpy(b.device_id, d->id, sizeof(d->id));
+    uint8_t rec[FLEET_RECORD_MAX];
+    size_t len = 0;
+    if (nw_codec_encode_windows(codec, &b, rec, sizeof(rec), &len, &err) != NW_OK) {
+        reject(d, "window", &err);
+        return 0;
+    }
+    return store(d, FLEET_REC_WINDOW, w->seq, rec, len, &err);
+}
+
+static void track_context(struct fleet_device *d, const struct nw_event *e)
+{
+    switch (e->kind) {
+    case NW_EVENT_SESSION_START:
+        snprintf(d->session, sizeof(d->session), "%s", e->session_id);
+        agent_windower_set_idle_windows(d->win, true);
+        break;
+    case NW_EVENT_SESSION_END:
+        d->session[0] = '\0';
+        agent_windower_set_idle_windows(d->win, false);
+        break;
+    case NW_EVENT_CARTRIDGE_INSERTED:
+        snprintf(d->cartridge, sizeof(d->cartridge), "%s", e->cartridge_id);
+        break;
+    case NW_EVENT_CARTRIDGE_REMOVED:
+        d->cartridge[0] = '\0';
+        break;
+    case NW_EVENT_PIGMENT_LOADED:
+        snprintf(d->lot, sizeof(d->lot), "%s", e->lot);
+        break;
+    default:
+        return;
+    }
+    agent_windower_set_context(d->win, d->session, d->cartridge, d->lot);
+}
+
+static size_t enqueue_event(struct fleet_device *d, struct nw_event *e, int64_t wall_now_ms,
+                            struct nw_codec *codec)
+{
+    struct nw_error err = {0};
+    e->seq = d->next_seq[FLEET_REC_EVENT];
+    if (nw_validate_event(e, nw_codec_limits(codec), wall_now_ms, NULL, &err) != NW_OK) {
+        reject(d, "event", &err);
+        return 0;
+    }
+    track_context(d, e);
+    d->next_seq[FLEET_REC_EVENT]++;
+    d->st.events_made++;
+    struct nw_event_batch b = {.epoch = d->epoch, .count = 1, .capacity = 1, .events = e};
+    memcpy(b.device_id, d->id, sizeof(d->id));
+    uint8_t rec[FLEET_RECORD_MAX];
+    size_t len = 0;
+    if (nw_codec_encode_events(codec, &b, rec, sizeof(rec), &len, &err) != NW_OK) {
+        reject(d, "event", &err);
+        return 0;
+    }
+    return store(d, FLEET_REC_EVENT, e->seq, rec, len, &err);
+}
+
+size_t fleet_device_advance(struct fleet_device *d, int64_t virt_now_ms, int64_t wall_now_ms,
+                            struct nw_codec *codec, size_t max_items)
+{
+    size_t made = 0;
+    if (!d->powered) {
+        struct nw_event e;
+        memset(&e, 0, sizeof(e));
+        e.kind = NW_EVENT_POWER_ON;
+        e.time_ms = d->virt0;
+        snprintf(e.firmware, sizeof(e.firmware), "%s", d->cfg->firmware);
+        snprintf(e.boot_reason, sizeof(e.boot_reason), "power_on");
+        made += enqueue_event(d, &e, wall_now_ms, codec);
+        d->powered = true;
+    }
+    struct nw_window out[AGENT_WINDOWER_MAX_OUT];
+    bool caught_up = false;
+    for (size_t i = 0; i < max_items; i++) {
+        struct agent_input in;
+        enum agent_input_kind kind = agent_sim_next(d->sim, virt_now_ms, &in);
+        if (kind == AGENT_INPUT_NONE) {
+            caught_up = true;
+            break;
+        }
+        if (kind == AGENT_INPUT_EVENT) {
+            made += enqueue_event(d, &in.event, wall_now_ms, codec);
+            continue;
+        }
+        struct nw_error err = {0};
+        size_t n = agent_windower_feed(d->win, &in.sample, out, AGENT_WINDOWER_MAX_OUT, &err);
+        if (err.code != NW_OK) {
+            reject(d, "sample", &err);
+        }
+        for (size_t k = 0; k < n; k++) {
+            made += enqueue_window(d, &out[k], wall_now_ms, codec);
+        }
+    }
+    /* A model with nothing more to say (between sessions) still gets its
+     * last window out; never while it lags behind, or a window would be
+     * closed before all its samples came. */
+    if (caught_up && agent_windower_tick(d->win, virt_now_ms, 2 * SAMPLE_MS, &out[0])) {
+        made += enqueue_window(d, &out[0], wall_now_ms, codec);
+    }
+    return made;
+}
+
+size_t fleet_device_flush(struct fleet_device *d, int64_t wall_now_ms, struct nw_codec *codec)
+{
+    struct nw_window w;
+    if (agent_windower_flush(d->win, &w)) {
+        return enqueue_window(d, &w, wall_now_ms, codec);
+    }
+    return 0;
+}
+
+bool fleet_device_offline_at(const struct fleet_device *d, int64_t virt_ms)
+{
+    int64_t rel = virt_ms - d->virt0;
+    for (size_t i = 0; i < d->nfaults; i++) {
+        const struct agent_fault *f = &d->faults[i];
+        if (f->kind == AGENT_FAULT_DEVICE_OFFLINE && rel >= f->start_ms &&
+            rel < f->start_ms + f->len_ms) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void fleet_device_on_connect(struct fleet_device *d, int64_t mono_ms)
+{
+    fleet_ring_rewind(d->ring);
+    d->last_progress_ms = mono_ms;
+}
+
+enum nw_err fleet_device_on_ack(struct fleet_device *d, const struct nw_ack *ack, int64_t mono_ms,
+                                struct nw_error *out_err)
+{
+    if (strcmp(ack->device_id, d->id) != 0 || ack->epoch != d->epoch) {
+        d->st.acks_ignored++;
+        return nw_error_set(out_err, NW_ERR_INVALID,
+                            "%s: ack for %s epoch %016" PRIx64 " ignored (ours: %016" PRIx64 ")",
+                            d->id, ack->device_id, ack->epoch, d->epoch);
+    }
+    struct fleet_ring_stats before, after;
+    fleet_ring_get_stats(d->ring, &before);
+    enum nw_err rw = fleet_ring_ack(d->ring, FLEET_REC_WINDOW, ack->window_seq, out_err);
+    enum nw_err re =
+        fleet_ring_ack(d->ring, FLEET_REC_EVENT, ack->event_seq, rw == NW_OK ? out_err : NULL);
+    fleet_ring_get_stats(d->ring, &after);
+    if (after.acked_seq[FLEET_REC_WINDOW] > before.acked_seq[FLEET_REC_WINDOW] ||
+        after.acked_seq[FLEET_REC_EVENT] > before.acked_seq[FLEET_REC_EVENT]) {
+        d->last_progress_ms = mono_ms;
+    }
+    if (rw != NW_OK || re != NW_OK) {
+        d->st.acks_ignored++;
+        return NW_ERR_INVALID;
+    }
+    d->st.acks++;
+    return NW_OK;
+}
+
+bool fleet_device_check_timeout(struct fleet_device *d, int64_t mono_ms, bool connected,
+                                int64_t ack_timeout_ms)
+{
+    struct fleet_ring_stats st;
+    fleet_ring_get_stats(d->ring, &st);
+    if (st.records == 0) {
+        d->last_progress_ms = mono_ms;
+        return false;
+    }
+    if (!connected || mono_ms - d->last_progress_ms < ack_timeout_ms) {
+        return false;
+    }
+    fleet_ring_rewind(d->ring);
+    d->st.resends++;
+    d->last_progress_ms = mono_ms;
+    return true;
+}
+
+void fleet_device_rewind(struct fleet_device *d)
+{
+    fleet_ring_rewind(d->ring);
+}
+
+/* ---- messages ------------------------------------------------------------ */
+
+struct fleet_batcher {
+    struct nw_codec *codec;
+    size_t batch_max;
+    struct nw_window *windows;
+    struct nw_event *events;
+    uint8_t *out;
+    size_t out_cap;
+};
+
+struct fleet_batcher *fleet_batcher_new(struct nw_codec *codec, size_t batch_max)
+{
+    const struct nw_limits *lim = nw_codec_limits(codec);
+    struct fleet_batcher *b = calloc(1, sizeof(*b));
+    if (!b) {
+        return NULL;
+    }
+    /* Every record is at most FLEET_RECORD_MAX encoded, so this many always
+     * fit one payload; and no more than the decoder accepts. */
+    size_t cap = lim->max_payload / FLEET_RECORD_MAX;
+    cap = cap < lim->max_windows ? cap : lim->max_windows;
+    cap = cap < lim->max_events ? cap : lim->max_events;
+    b->batch_max = batch_max == 0 ? 1 : (batch_max < cap ? batch_max : cap);
+    b->codec = codec;
+    b->windows = calloc(b->batch_max, sizeof(*b->windows));
+    b->events = calloc(b->batch_max, sizeof(*b->events));
+    b->out_cap = lim->max_payload;
+    b->out = malloc(b->out_cap);
+    if (!b->windows || !b->events || !b->out) {
+        fleet_batcher_destroy(&b);
+    }
+    return b;
+}
+
+void fleet_batcher_destroy(struct fleet_batcher **p)
+{
+    if (!p || !*p) {
+        return;
+    }
+    free((*p)->windows);
+    free((*p)->events);
+    free((*p)->out);
+    free(*p);
+    *p = NULL;
+}
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+static enum nw_err decode_into(struct fleet_batcher *b, const struct fleet_rec *rec, size_t i,
+                               struct nw_error *err)
+{
+    if (rec->type == FLEET_REC_WINDOW) {
+        struct nw_window_batch wb = {.windows = &b->windows[i], .capacity = 1};
+        return nw_codec_decode_windows(b->codec, rec->data, rec->len, &wb, NULL, err);
+    }
+    struct nw_event_batch eb = {.events = &b->events[i], .capacity = 1};
+    return nw_codec_decode_events(b->codec, rec->data, rec->len, &eb, NULL, err);
+}
+
+enum nw_err fleet_device_next_message(struct fleet_device *d, struct fleet_batcher *b,
+                                      struct fleet_message *out, struct nw_error *out_err)
+{
+    struct fleet_rec rec, next;
+    if (!fleet_ring_peek(d->ring, &rec)) {
+        return NW_ERR_NOT_FOUND;
+    }
+    enum fleet_rec_type type = rec.type;
+    uint64_t floor_seq = fleet_ring_floor(d->ring, type);
+    out->kind = type == FLEET_REC_WINDOW ? NW_TOPIC_TELEMETRY : NW_TOPIC_EVENT;
+    fleet_ring_take(d->ring);
+    bool more = b->batch_max > 1 && fleet_ring_peek(d->ring, &next) && next.type == type;
+    if (!more) {
+        /* The record is the one-entry batch; add its floor (field 4). */
+        if (rec.len + 11 > b->out_cap) {
+            return nw_error_set(out_err, NW_ERR_TOO_BIG, "record of %zu bytes", rec.len);
+        }
+        memcpy(b->out, rec.data, rec.len);
+        size_t len = rec.len;
+        if (floor_seq) {
+            b->out[len++] = FIELD_QUEUE_FLOOR_TAG;
+            len += put_varint(b->out + len, floor_seq);
+        }
+        out->payload = b->out;
+        out->len = len;
+        out->records = 1;
+        return NW_OK;
+    }
+    size_t n = 0;
+    for (size_t guard = 0; guard < b->batch_max; guard++) {
+        struct nw_error err = {0};
+        if (decode_into(b, &rec, n, &err) == NW_OK) {
+            n++;
+        } else {
+            reject(d, "record", &err);
+        }
+        if (n == b->batch_max || !fleet_ring_peek(d->ring, &rec) || rec.type != type) {
+            break;
+        }
+        fleet_ring_take(d->ring);
+    }
+    if (n == 0) {
+        return NW_ERR_NOT_FOUND;
+    }
+    size_t len = 0;
+    enum nw_err rc;
+    if (type == FLEET_REC_WINDOW) {
+        struct nw_window_batch wb = {.epoch = d->epoch,
+                                     .queue_floor = floor_seq,
+                                     .count = n,
+                                     .capacity = n,
+                                     .windows = b->windows};
+        memcpy(wb.device_id, d->id, sizeof(d->id));
+        rc = nw_codec_encode_windows(b->codec, &wb, b->out, b->out_cap, &len, out_err);
+    } else {
+        struct nw_event_batch eb = {.epoch = d->epoch,
+                                    .queue_floor = floor_seq,
+                                    .count = n,
+                                    .capacity = n,
+                                    .events = b->events};
+        memcpy(eb.device_id, d->id, sizeof(d->id));
+        rc = nw_codec_encode_events(b->codec, &eb, b->out, b->out_cap, &len, out_err);
+    }
+    if (rc != NW_OK) {
+        return rc;
+    }
+    out->payload = b->out;
+    out->len = len;
+    out->records = n;
+    return NW_OK;
+}
+
+void fleet_device_sent(struct fleet_device *d, const struct fleet_message *m)
+{
+    d->st.messages++;
+    if (m->kind == NW_TOPIC_TELEMETRY) {
+        d->st.windows_sent += m->records;
+    } else {
+        d->st.events_sent += m->records;
+    }
+}
+
+/* ---- status and statistics ----------------------------------------------- */
+
+void fleet_device_status(const struct fleet_device *d, enum nw_device_state state,
+                         int64_t virt_now_ms, uint32_t heartbeat_s, struct nw_status *out)
+{
+    struct fleet_ring_stats rs;
+    fleet_ring_get_stats(d->ring, &rs);
+    memset(out, 0, sizeof(*out));
+    memcpy(out->device_id, d->id, sizeof(d->id));
+    out->epoch = d->epoch;
+    out->state = state;
+    out->time_ms = virt_now_ms;
+    snprintf(out->firmware, sizeof(out->firmware), "%s", d->cfg->firmware);
+    snprintf(out->model, sizeof(out->model), "%s", fleet_model_of(d->cfg, d->n));
+    out->uptime_s = virt_now_ms > d->virt0 ? (uint64_t)(virt_now_ms - d->virt0) / 1000 : 0;
+    out->odometer_cycles = d->base_cycles + d->cycles;
+    out->running_s = (d->base_running_ms + d->running_ms) / 1000;
+    out->queue_depth = rs.records;
+    out->queue_bytes = rs.bytes;
+    out->windows_dropped = rs.dropped[FLEET_REC_WINDOW];
+    out->events_dropped = rs.dropped[FLEET_REC_EVENT];
+    out->last_window_seq = d->next_seq[FLEET_REC_WINDOW] - 1;
+    out->last_event_seq = d->next_seq[FLEET_REC_EVENT] - 1;
+    memcpy(out->session_id, d->session, sizeof(out->session_id));
+    out->heartbeat_s = heartbeat_s;
+}
+
+void fleet_device_get_stats(const struct fleet_device *d, struct fleet_device_stats *out)
+{
+    struct fleet_ring_stats rs;
+    fleet_ring_get_stats(d->ring, &rs);
+    *out = d->st;
+    out->windows_acked = rs.acked[FLEET_REC_WINDOW];
+    out->events_acked = rs.acked[FLEET_REC_EVENT];
+    out->windows_dropped = rs.dropped[FLEET_REC_WINDOW];
+    out->events_dropped = rs.dropped[FLEET_REC_EVENT];
+    out->queued_records = rs.records;
+    out->queued_bytes = rs.bytes;
+    out->last_window_seq = d->next_seq[FLEET_REC_WINDOW] - 1;
+    out->last_event_seq = d->next_seq[FLEET_REC_EVENT] - 1;
+    out->odometer_cycles = d->base_cycles + d->cycles;
+    out->running_s = (d->base_running_ms + d->running_ms) / 1000;
+}
+
+void fleet_device_unacked(const struct fleet_device *d, uint64_t *out_unacked,
+                          uint64_t *out_stalled)
+{
+    uint64_t un[FLEET_REC_TYPES], st[FLEET_REC_TYPES];
+    fleet_ring_unacked(d->ring, un, st);
+    *out_unacked = un[0] + un[1];
+    if (out_stalled) {
+        *out_stalled = st[0] + st[1];
+    }
+}

@@ -1,0 +1,341 @@
+/*
+ * fleet.h - the device logic of needlewatch-sim: many simulated machines,
+ * one virtual clock, a bounded resend buffer per device. No sockets here:
+ * sim_main.c is the shell that owns the MQTT connections and the poll loop,
+ * so everything below is testable without a broker.
+ *
+ * Virtual time. A fleet run lasts duration_ms of wall time and makes
+ * `rate` windows per wall second per device, so its virtual clock runs
+ * factor = rate * window_ms / 1000 times faster than the wall clock. It
+ * STARTS in the past, at now - factor * duration (never before now when
+ * factor < 1), and reaches the wall clock's "now" exactly at the end of the
+ * run: no window is ever stamped in the future (collectors refuse
+ * timestamps more than 5 min ahead). Fault START and LEN are virtual times
+ * from the start of the run.
+ *
+ * Devices. Device n (1-based) is PREFIX + n zero-padded to at least four
+ * digits ("SIM-0001"). Its clinic, model, epoch, odometer and signal model
+ * are derived from the seed and its id, so a fleet is reproducible device
+ * by device; the epoch also mixes in the run's start time, because a rerun
+ * stamps different times and must not reuse (epoch, seq) pairs (DESIGN §4.8).
+ * Each device runs its own agent_sim model and agent_windower, numbers its
+ * windows and events gap-free from 1 (a power_on event is event 1), and
+ * keeps every record in its resend ring until the collector's ack covers
+ * it.
+ *
+ * Resend ring. A byte ring of fixed capacity holding records (type, seq,
+ * encoded one-entry WindowBatch or EventBatch) in the order they were made.
+ * A record is never split across the end of the buffer. Acks (highest
+ * contiguous seq per type) trim from the oldest end; a cursor says what has
+ * been sent since the last rewind; rewind re-delivers every unacknowledged
+ * record in order. When an append does not fit, the oldest records are
+ * dropped and counted per type: memory never grows with the run's length.
+ *
+ * Faults (agent_fault_parse syntax, RULE@DEVICE[:START[:LEN]]):
+ *   signal faults (sim.h)  passed to the device's model
+ *   device_offline         fleet_device_offline_at() is true from START for
+ *                          LEN; the shell drops the connection (the broker
+ *                          publishes the will) and reconnects after it
+ *   data_gap               the first window made at or after START skips
+ *                          one window seq: a hole that never fills
+ *   unknown_device         the device is left out of the inventory
+ *   maintenance_due        running hours start START of needle time below
+ *                          the 500 h service interval (default 60 s), so
+ *                          the device crosses it during the run
+ */
+#ifndef AGENT_FLEET_H
+#define AGENT_FLEET_H
+
+#include "sim.h"
+
+#include <needlewatch/codec.h>
+#include <needlewatch/err.h>
+#include <needlewatch/msg.h>
+#include <needlewatch/topic.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define FLEET_DEVICES_MAX 100000
+#define FLEET_CLINICS_MAX 10000
+#define FLEET_FAULTS_MAX 64
+#define FLEET_ID_PREFIX_MAX 32
+#define FLEET_RECORD_MAX 1024 /* encoded one-entry batch */
+#define FLEET_SERVICE_INTERVAL_S (500 * 3600)
+#define FLEET_MAX_PAST_MS (30LL * 24 * 3600 * 1000) /* collectors' default horizon */
+
+/* ---- virtual clock ----------------------------------------------------- */
+
+struct fleet_clock {
+    int64_t wall0_ms;    /* wall clock at the start */
+    int64_t mono0_ms;    /* monotonic clock at the start */
+    int64_t duration_ms; /* wall length of the run */
+    double factor;       /* virtual ms per wall ms */
+    int64_t virt0_ms;    /* virtual time at the start */
+    int64_t virt_end_ms; /* virtual time at the end (= wall0 + duration when factor >= 1) */
+};
+
+/*
+ * Sets up the clock of a run starting now (wall_now_ms, mono_now_ms) for
+ * duration_ms, at rate windows per wall second of window_ms each.
+ * NW_ERR_CONFIG naming --rate when rate is not positive and finite or when
+ * virtual time would start more than FLEET_MAX_PAST_MS ago.
+ */
+enum nw_err fleet_clock_init(struct fleet_clock *c, int64_t wall_now_ms, int64_t mono_now_ms,
+                             int64_t duration_ms, double rate, uint32_t window_ms,
+                             struct nw_error *out_err);
+
+/* Virtual time at monotonic time mono_ms, clamped to [virt0, virt_end]. */
+int64_t fleet_clock_virtual(const struct fleet_clock *c, int64_t mono_ms);
+
+/* The wall length of a virtual span (at least 0). */
+int64_t fleet_clock_to_wall_ms(const struct fleet_clock *c, int64_t virt_span_ms);
+
+/* ---- resend ring ------------------------------------------------------- */
+
+enum fleet_rec_type { FLEET_REC_WINDOW = 0, FLEET_REC_EVENT = 1, FLEET_REC_TYPES = 2 };
+
+/* Bytes a record of len payload bytes takes in the ring (header, padding). */
+#define FLEET_RING_HEADER 16
+#define FLEET_RING_RECORD_SIZE(len) (FLEET_RING_HEADER + (((size_t)(len) + 7) & ~(size_t)7))
+#define FLEET_RING_MIN 4096
+
+struct fleet_rec {
+    enum fleet_rec_type type;
+    uint64_t seq;
+    const uint8_t *data; /* borrowed: valid until the ring next changes */
+    size_t len;
+};
+
+struct fleet_ring_stats {
+    size_t cap;                          /* bytes */
+    size_t bytes;                        /* in use, headers included */
+    size_t records;                      /* held (unacked, and acked ones behind them) */
+    size_t unsent;                       /* after the cursor */
+    uint64_t last_seq[FLEET_REC_TYPES];  /* newest appended */
+    uint64_t acked_seq[FLEET_REC_TYPES]; /* highest acknowledged */
+    uint64_t acked[FLEET_REC_TYPES];     /* records removed by acks */
+    uint64_t dropped[FLEET_REC_TYPES];   /* unacked records removed by overflow */
+};
+
+struct fleet_ring;
+
+/* cap_bytes >= FLEET_RING_MIN, else NULL (as for no memory). Caller owns it. */
+struct fleet_ring *fleet_ring_new(size_t cap_bytes);
+void fleet_ring_destroy(struct fleet_ring **p);
+
+/*
+ * Copies a record in, dropping the oldest records (counted) until it fits.
+ * seq must be above the type's last_seq. NW_ERR_TOO_BIG when the record
+ * could never fit, NW_ERR_INVAL for a bad type or seq; nothing changes then.
+ */
+enum nw_err fleet_ring_append(struct fleet_ring *r, enum fleet_rec_type type, uint64_t seq,
+                              const void *data, size_t len, struct nw_error *out_err);
+
+/* The next unsent, unacknowledged record at the cursor, without taking it. */
+bool fleet_ring_peek(struct fleet_ring *r, struct fleet_rec *out);
+
+/* Takes the record fleet_ring_peek() returned (moves the cursor past it). */
+void fleet_ring_take(struct fleet_ring *r);
+
+/* Moves the cursor back to the oldest record: everything unacked goes again. */
+void fleet_ring_rewind(struct fleet_ring *r);
+
+/*
+ * The collector has everything of type up to seq: trims acknowledged
+ * records from the oldest end. Returns NW_OK (also for an old ack, which
+ * changes nothing) or NW_ERR_INVALID for a seq above the newest appended.
+ */
+enum nw_err fleet_ring_ack(struct fleet_ring *r, enum fleet_rec_type type, uint64_t seq,
+                           struct nw_error *out_err);
+
+/*
+ * The lowest unacknowledged seq of type still held, or 0 when none: the
+ * queue_floor to send (collectors ack past unfillable holes below it).
+ */
+uint64_t fleet_ring_floor(const struct fleet_ring *r, enum fleet_rec_type type);
+
+/*
+ * Counts unacknowledged records by scanning (for the drain and summary).
+ * out_stalled[type] (may be NULL) counts those that a collector acking
+ * "highest contiguous" cannot reach without queue_floor, because the seq
+ * right after the ack is not in the ring (a data_gap hole, an overflow drop).
+ */
+void fleet_ring_unacked(const struct fleet_ring *r, uint64_t out_unacked[FLEET_REC_TYPES],
+                        uint64_t out_stalled[FLEET_REC_TYPES]);
+
+void fleet_ring_get_stats(const struct fleet_ring *r, struct fleet_ring_stats *out);
+
+/* ---- fleet configuration, names, faults, inventory ----------------------- */
+
+struct fleet_fault {
+    struct agent_fault fault; /* start/len: virtual, from the start of the run */
+    unsigned device;          /* 1-based device number */
+};
+
+struct fleet_config {
+    uint64_t seed;
+    unsigned ndevices, nclinics;
+    char id_prefix[FLEET_ID_PREFIX_MAX + 1];
+    uint32_t window_ms;
+    size_t buffer_bytes; /* per-device resend ring */
+    char firmware[NW_VERSION_MAX + 1];
+    size_t nfaults;
+    struct fleet_fault faults[FLEET_FAULTS_MAX];
+};
+
+/* Defaults: seed 1, 10 devices, 3 clinics, "SIM-", 1000 ms, 16 KiB. */
+void fleet_config_init(struct fleet_config *cfg);
+
+/*
+ * Checks the fleet's shape: device and clinic counts, the id prefix (ids
+ * must be valid device ids), window length and buffer size. NW_ERR_CONFIG
+ * naming the flag (--devices, --clinics, --id-prefix, --window-ms, --buffer).
+ */
+enum nw_err fleet_config_check(const struct fleet_config *cfg, struct nw_error *out_err);
+
+/*
+ * Parses a --fault spec and adds it. The device must exist in the fleet as
+ * configured now (set ndevices and id_prefix first). NW_ERR_CONFIG naming
+ * the spec for a bad spec, a device not in the fleet, more than
+ * AGENT_SIM_MAX_FAULTS faults on one device or FLEET_FAULTS_MAX in all.
+ */
+enum nw_err fleet_config_add_fault(struct fleet_config *cfg, const char *spec,
+                                   struct nw_error *out_err);
+
+/* Whether device n (1-based) has a fault of kind. */
+bool fleet_config_has_fault(const struct fleet_config *cfg, unsigned device,
+                            enum agent_fault_kind kind);
+
+/* Writes the id of device n (1-based) into out. NW_ERR_INVAL if invalid. */
+enum nw_err fleet_device_id(const struct fleet_config *cfg, unsigned n,
+                            char out[NW_DEVICE_ID_MAX + 1]);
+
+/* The 1-based number of a device id of this fleet, or 0 when not one. */
+unsigned fleet_device_number(const struct fleet_config *cfg, const char *id);
+
+/* The clinic of device n: its 0-based index, and the clinic's name
+ * (UTF-8, unique within the fleet, some with commas and accents). */
+unsigned fleet_clinic_of(const struct fleet_config *cfg, unsigned n);
+void fleet_clinic_name(const struct fleet_config *cfg, unsigned clinic,
+                       char out[NW_CLINIC_MAX + 1]);
+
+/* "DG-3" for most devices, "DG-3X" for about one in five. Static string. */
+const char *fleet_model_of(const struct fleet_config *cfg, unsigned n);
+
+/*
+ * Writes s as one CSV field (RFC 4180: quoted when it holds a comma, a
+ * quote, a line break or leading/trailing space; quotes doubled) into out.
+ * Returns the length, or 0 with out = "" when it does not fit.
+ */
+size_t fleet_csv_field(const char *s, char *out, size_t cap);
+
+/* Writes the inventory "device,clinic,model" (header first) of every device
+ * except those with an unknown_device fault. NW_ERR_IO on a write error. */
+enum nw_err fleet_inventory_write(const struct fleet_config *cfg, FILE *f,
+                                  struct nw_error *out_err);
+
+/* ---- one device --------------------------------------------------------- */
+
+struct fleet_device;
+
+/*
+ * Creates device n (1-based) of cfg (borrowed for the device's life), its
+ * model starting at virtual time virt0_ms. run_salt (e.g. the wall start)
+ * is mixed into the epoch. NULL when out of memory or n is out of range.
+ */
+struct fleet_device *fleet_device_new(const struct fleet_config *cfg, unsigned n, int64_t virt0_ms,
+                                      uint64_t run_salt);
+void fleet_device_destroy(struct fleet_device **p);
+
+const char *fleet_device_name(const struct fleet_device *d);
+unsigned fleet_device_index(const struct fleet_device *d); /* 1-based */
+uint64_t fleet_device_epoch(const struct fleet_device *d);
+
+/*
+ * Runs the device's model up to virtual time virt_now_ms, taking at most
+ * max_items samples and events (a bound per call; the rest waits for the
+ * next call). Windows and events are numbered, validated against
+ * wall_now_ms with the codec's limits, encoded and appended to the ring.
+ * Returns the number of records made.
+ */
+size_t fleet_device_advance(struct fleet_device *d, int64_t virt_now_ms, int64_t wall_now_ms,
+                            struct nw_codec *codec, size_t max_items);
+
+/* Closes the open window (the end of the run). Returns 0 or 1. */
+size_t fleet_device_flush(struct fleet_device *d, int64_t wall_now_ms, struct nw_codec *codec);
+
+/* Whether a device_offline fault holds at virtual time virt_ms. */
+bool fleet_device_offline_at(const struct fleet_device *d, int64_t virt_ms);
+
+/* A new connection: everything unacknowledged goes again. */
+void fleet_device_on_connect(struct fleet_device *d, int64_t mono_ms);
+
+/*
+ * Applies an ack (already decoded). NW_ERR_INVALID, counted in
+ * acks_ignored, for another device or epoch or a seq never sent.
+ */
+enum nw_err fleet_device_on_ack(struct fleet_device *d, const struct nw_ack *ack, int64_t mono_ms,
+                                struct nw_error *out_err);
+
+/*
+ * When records are held and no ack advanced for ack_timeout_ms while
+ * connected: rewinds (counted in resends) and returns true.
+ */
+bool fleet_device_check_timeout(struct fleet_device *d, int64_t mono_ms, bool connected,
+                                int64_t ack_timeout_ms);
+
+/* Rewinds the cursor (after a failed publish). */
+void fleet_device_rewind(struct fleet_device *d);
+
+/* Shared scratch for building messages: one per thread. */
+struct fleet_batcher;
+
+/* codec is borrowed; batch_max windows (or events) per message at most,
+ * capped by the codec's limits. NULL when out of memory. */
+struct fleet_batcher *fleet_batcher_new(struct nw_codec *codec, size_t batch_max);
+void fleet_batcher_destroy(struct fleet_batcher **p);
+
+struct fleet_message {
+    enum nw_topic_kind kind; /* NW_TOPIC_TELEMETRY or NW_TOPIC_EVENT */
+    const uint8_t *payload;  /* borrowed from the batcher until its next use */
+    size_t len;
+    size_t records;
+};
+
+/*
+ * The next message: consecutive unsent records of one type from the
+ * cursor, at most batch_max, as one batch carrying the current
+ * queue_floor. The records count as taken; the caller reports the publish
+ * with fleet_device_sent() or fleet_device_rewind(). NW_ERR_NOT_FOUND when
+ * nothing waits.
+ */
+enum nw_err fleet_device_next_message(struct fleet_device *d, struct fleet_batcher *b,
+                                      struct fleet_message *out, struct nw_error *out_err);
+void fleet_device_sent(struct fleet_device *d, const struct fleet_message *m);
+
+/* A status message of the device at virtual time virt_now_ms. */
+void fleet_device_status(const struct fleet_device *d, enum nw_device_state state,
+                         int64_t virt_now_ms, uint32_t heartbeat_s, struct nw_status *out);
+
+struct fleet_device_stats {
+    uint64_t windows_made, events_made;
+    uint64_t windows_skipped; /* seqs skipped by data_gap */
+    uint64_t rejected;        /* made but refused by validation or encoding */
+    uint64_t messages, windows_sent, events_sent;
+    uint64_t windows_acked, events_acked;
+    uint64_t windows_dropped, events_dropped;
+    uint64_t acks, acks_ignored, resends;
+    uint64_t queued_records, queued_bytes;
+    uint64_t last_window_seq, last_event_seq;
+    uint64_t odometer_cycles, running_s;
+};
+void fleet_device_get_stats(const struct fleet_device *d, struct fleet_device_stats *out);
+
+/* fleet_ring_unacked() of the device's ring, summed over types. */
+void fleet_device_unacked(const struct fleet_device *d, uint64_t *out_unacked,
+                          uint64_t *out_stalled);
+
+#endif
