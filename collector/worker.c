@@ -53,6 +53,7 @@ struct worker {
     uint8_t *rejected_mask;
     size_t cap;
     struct ackstate *state;
+    struct nw_logonce *lost_log; /* one line per minute, not per message */
     struct wdev **dirty;
     size_t ndirty;
     int64_t persisted_at;
@@ -187,12 +188,11 @@ static bool apply_floor(struct worker *w, struct wdev *d, struct nw_seqtrack *t,
     *fresh = false;
     if (lost && !first) {
         CM_ADD(seqs_lost, lost);
-        nw_log(NW_LOG_WARN, "worker",
-               "device %s: %" PRIu64 " seqs below %" PRIu64
-               " are lost on the device (its queue no longer holds them)",
-               d->id, lost, floor);
+        nw_logonce_hit(w->lost_log, 0,
+                       "device %s: %" PRIu64 " seqs below %" PRIu64
+                       " are lost on the device (its queue no longer holds them)",
+                       d->id, lost, floor);
     }
-    (void)w;
     return t->contig != before;
 }
 
@@ -448,6 +448,7 @@ void worker_run(struct worker *w, volatile sig_atomic_t *stop, volatile sig_atom
     while (!*drained) {
         int n = *stop ? 2 : 3; /* stopping: settle what is stored, take nothing new */
         persist_dirty(w, false);
+        nw_logonce_flush(w->lost_log, false);
         if (zmq_poll(items, n, w->ndirty ? PERSIST_EVERY_MS : POLL_MS) <= 0) {
             continue;
         }
@@ -463,6 +464,7 @@ void worker_run(struct worker *w, volatile sig_atomic_t *stop, volatile sig_atom
         }
     }
     persist_dirty(w, true);
+    nw_logonce_flush(w->lost_log, true);
 }
 
 /* Devices of this worker from the ack state: their watermarks go on. */
@@ -507,12 +509,14 @@ enum nw_err worker_new(const struct worker_options *opt, void *zctx, struct work
     w->points = calloc(w->cap, sizeof(*w->points));
     w->rejected_mask = calloc(w->cap, 1);
     w->dirty = calloc(w->opt.max_devices, sizeof(*w->dirty));
+    static const char *const lost_reason[] = {"seqs_lost"};
+    w->lost_log = nw_logonce_new(NW_LOG_WARN, "worker", "gap", "gaps", lost_reason, 1, 60000);
     if (w->opt.workers < 1) {
         w->opt.workers = 1;
     }
     enum nw_err rc = NW_OK;
     if (!w->codec || !w->table || !w->windows || !w->events || !w->points || !w->rejected_mask ||
-        !w->dirty) {
+        !w->dirty || !w->lost_log) {
         rc = nw_error_set(out_err, NW_ERR_NOMEM, "worker: out of memory");
     } else if (opt->ack_state_path &&
                (ackstate_open(opt->ack_state_path, &w->state, out_err) != NW_OK ||
@@ -552,6 +556,7 @@ void worker_destroy(struct worker **p)
     }
     nw_codec_destroy(&w->codec);
     ackstate_close(&w->state);
+    nw_logonce_destroy(&w->lost_log);
     free(w->dirty);
     free(w->table);
     free(w->windows);
