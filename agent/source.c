@@ -13,6 +13,7 @@
 #include <needlewatch/clock.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ struct agent_source {
     char buf[2 * AGENT_LINE_MAX];
     size_t len;
     bool discarding; /* inside an overlong line */
+    uint64_t lineno; /* of the file, or since the current writer connected */
     bool ended;
     uint64_t rejected;
 };
@@ -364,12 +366,15 @@ uint64_t agent_source_rejected(const struct agent_source *s)
     return s->rejected;
 }
 
+/* Parses one line; a refusal names the source and its line number. */
 static enum nw_err parse_counted(struct agent_source *s, const char *line, struct agent_input *out,
                                  struct nw_error *out_err)
 {
     enum nw_err rc = agent_line_parse(line, out, out_err);
     if (rc != NW_OK) {
         s->rejected++;
+        nw_error_prefix(out_err, "%s line %" PRIu64, s->kind == SRC_REPLAY ? "replay" : "pipe",
+                        s->lineno);
     }
     return rc;
 }
@@ -378,6 +383,7 @@ static enum nw_err next_replay(struct agent_source *s, struct agent_input *out,
                                struct nw_error *out_err)
 {
     char line[AGENT_LINE_MAX + 2];
+    s->lineno++;
     if (!fgets(line, sizeof(line), s->replay)) {
         if (ferror(s->replay)) {
             return nw_error_set(out_err, NW_ERR_IO, "replay: read error");
@@ -390,7 +396,9 @@ static enum nw_err next_replay(struct agent_source *s, struct agent_input *out,
         while ((c = fgetc(s->replay)) != EOF && c != '\n') {
         }
         s->rejected++;
-        return nw_error_set(out_err, NW_ERR_INVALID, "line longer than %d bytes", AGENT_LINE_MAX);
+        return nw_error_set(out_err, NW_ERR_INVALID,
+                            "replay line %" PRIu64 ": longer than %d bytes", s->lineno,
+                            AGENT_LINE_MAX);
     }
     return parse_counted(s, line, out, out_err);
 }
@@ -404,6 +412,7 @@ static bool take_line(struct agent_source *s, char *line)
     }
     size_t n = (size_t)(nl - s->buf);
     bool keep = !s->discarding && n <= AGENT_LINE_MAX;
+    s->lineno++;
     if (keep) {
         memcpy(line, s->buf, n);
     }
@@ -425,6 +434,7 @@ static void writer_gone(struct agent_source *s)
     }
     s->len = 0;
     s->discarding = false;
+    s->lineno = 0;
 }
 
 static enum nw_err fill(struct agent_source *s, struct nw_error *out_err)

@@ -7,6 +7,7 @@
  * per window and event it receives to OUT_FILE:
  *   W DEVICE EPOCH SEQ START_MS CYCLES
  *   E DEVICE EPOCH SEQ TIME_MS KIND
+ *   S DEVICE EPOCH STATE WINDOWS_DROPPED EVENTS_DROPPED QUEUE_DEPTH   (status)
  * and acknowledges, at most every 100 ms per device, the highest contiguous
  * seq it has seen from 1 — what a collector that stores everything would
  * ack. The first IGNORE_FIRST telemetry messages are dropped unrecorded
@@ -132,6 +133,13 @@ static void on_message(void *user, const char *topic, const void *payload, size_
             see(&d->w, g.windows[i].seq);
             d->dirty = true;
         }
+    } else if (kind == NW_TOPIC_STATUS && len > 0) {
+        struct nw_status st;
+        if (nw_codec_decode_status(g.codec, payload, len, &st, NULL, &err) == NW_OK) {
+            fprintf(g.out, "S %s %" PRIu64 " %s %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+                    st.device_id, st.epoch, nw_device_state_name(st.state), st.windows_dropped,
+                    st.events_dropped, st.queue_depth);
+        }
     } else if (kind == NW_TOPIC_EVENT) {
         struct nw_event_batch b = {.events = g.events, .capacity = 1024};
         if (nw_codec_decode_events(g.codec, payload, len, &b, NULL, &err) != NW_OK) {
@@ -154,6 +162,7 @@ static void on_connect(void *user)
     (void)user;
     nw_mqtt_subscribe(g.mqtt, NW_TOPIC_PREFIX_DEFAULT "/+/telemetry", 1, NULL);
     nw_mqtt_subscribe(g.mqtt, NW_TOPIC_PREFIX_DEFAULT "/+/event", 1, NULL);
+    nw_mqtt_subscribe(g.mqtt, NW_TOPIC_PREFIX_DEFAULT "/+/status", 1, NULL);
 }
 
 static void send_acks(void)

@@ -123,7 +123,9 @@ static int rm_tmp(void **state)
     return system(cmd);
 }
 
-/* Collects items until NONE/END, at most max. */
+static char errors[4][256];
+
+/* Collects items until NONE/END, at most max; keeps the first 4 errors. */
 static size_t drain(struct agent_source *s, struct agent_input *items, size_t max, size_t *bad,
                     bool *ended)
 {
@@ -133,6 +135,9 @@ static size_t drain(struct agent_source *s, struct agent_input *items, size_t ma
         struct agent_input in;
         enum nw_err rc = agent_source_next(s, 0, &in, &err);
         if (rc == NW_ERR_INVALID) {
+            if (*bad < 4) {
+                memcpy(errors[*bad], err.msg, sizeof(errors[0]));
+            }
             (*bad)++;
             continue;
         }
@@ -176,6 +181,8 @@ static void replay_reads_to_the_end_skipping_bad_lines(void **state)
     assert_int_equal(n, 3);
     assert_int_equal(bad, 2);
     assert_int_equal(agent_source_rejected(s), 2);
+    assert_non_null(strstr(errors[0], "replay line 4: expected TIME"));
+    assert_non_null(strstr(errors[1], "replay line 5: longer than"));
     assert_int_equal(items[1].event.kind, NW_EVENT_CARTRIDGE_INSERTED);
     assert_int_equal(items[2].sample.t_ms, 1200);
     agent_source_destroy(&s);
