@@ -470,6 +470,7 @@ static enum nw_err build_writer(int n, struct nw_error *err)
                                 .spool_dir = C.cfg.spool[0] ? C.cfg.spool : NULL,
                                 .spool_max_bytes = C.cfg.spool_max};
     wr.store.timeout_ms = C.cfg.store_timeout_ms;
+    wr.store.backoff_max_ms = 10000; /* a returning store is used within 10 s */
     wr.store.dead_letter_path = C.cfg.dead_letter[0] ? C.cfg.dead_letter : NULL;
     wr.store.token_file = C.cfg.store_token_file[0] ? C.cfg.store_token_file : NULL;
     wr.store.credentials_file =

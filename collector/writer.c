@@ -43,6 +43,8 @@ struct writer {
     bool down;
     struct nw_dq *spool;
     uint64_t spool_next; /* seq of the next chunk appended */
+    bool spooling;       /* the spool holds data (logged on each change) */
+    bool spool_failing;  /* appends fail (logged once) */
     uint8_t chunk[NW_DQ_MAX_PAYLOAD];
 };
 
@@ -163,6 +165,10 @@ static void ack_spool(struct writer *w, size_t done)
     if (top && w->spool) {
         nw_dq_ack(w->spool, SPOOL_TYPE, top, NULL);
         CM_SET(spool_records, nw_dq_max_seq(w->spool, SPOOL_TYPE) - top);
+        if (w->spooling && top + 1 == w->spool_next) {
+            w->spooling = false;
+            nw_log(NW_LOG_NOTICE, "writer", "spool drained: writing from memory again");
+        }
     }
 }
 
@@ -186,8 +192,23 @@ static bool spool_points(struct writer *w, int32_t worker, const struct nw_point
         struct nw_error err = {0};
         if (nw_dq_append(w->spool, SPOOL_TYPE, w->spool_next, w->chunk,
                          sizeof(worker) + k * sizeof(*pts), &err) != NW_OK) {
-            nw_log(NW_LOG_ERROR, "writer", "spool: %s", err.msg);
+            if (!w->spool_failing) {
+                nw_log(NW_LOG_ERROR, "writer",
+                       "spool: %s; points dropped (never acked, agents "
+                       "re-send)",
+                       err.msg);
+            }
+            w->spool_failing = true;
             return false;
+        }
+        if (w->spool_failing) {
+            nw_log(NW_LOG_NOTICE, "writer", "spool writable again");
+            w->spool_failing = false;
+        }
+        if (!w->spooling) {
+            w->spooling = true;
+            nw_log(NW_LOG_NOTICE, "writer", "spooling to disk (%s): the store is %s",
+                   w->opt.spool_dir, w->down ? "down" : "behind");
         }
         w->spool_next++;
         CM_ADD(spool_records, 1);

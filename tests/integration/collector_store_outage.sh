@@ -34,8 +34,8 @@ common=(-d DG-OUT-1 -b "$NW_MQTT_URL" -q "$W/q" --set agent.window=100ms --set m
 "$agent" "${common[@]}" -s sim >"$W/agent.log" 2>&1 & apid=$!; bg+=("$apid")
 sleep 3
 nw_stop influxd
-echo "influxd stopped"
-sleep 6
+echo "influxd stopped for 30 s"
+sleep 30
 spooled=$(metric nw_spool_records)
 up=$(metric nw_store_up)
 echo "during the outage: store_up=$up spool_records=$spooled"
@@ -48,9 +48,11 @@ kill -TERM "$apid"; wait "$apid" || true
 : >"$W/empty.csv"
 timeout 90 "$agent" "${common[@]}" -s "replay:$W/empty.csv" >"$W/agent2.log" 2>&1 ||
   { tail -20 "$W/agent2.log" "$W/collector.log"; echo "FAIL: agent queue did not drain"; exit 1; }
-grep -q "store .* down" "$W/collector.log" || { echo "FAIL: outage not logged"; exit 1; }
-[[ $(grep -c "store .* down" "$W/collector.log") == 1 ]] || { echo "FAIL: outage logged more than once"; exit 1; }
+grep -q "writer: store .* down:" "$W/collector.log" || { echo "FAIL: outage not logged"; exit 1; }
+[[ $(grep -c "writer: store .* down:" "$W/collector.log") == 1 ]] || { echo "FAIL: outage logged more than once"; exit 1; }
 grep -q "up again" "$W/collector.log" || { echo "FAIL: recovery not logged"; exit 1; }
+grep -q "spooling to disk" "$W/collector.log" || { echo "FAIL: spool on not logged"; exit 1; }
+grep -q "spool drained" "$W/collector.log" || { echo "FAIL: spool off not logged"; exit 1; }
 res=$(curl -sf -G "$NW_INFLUX_URL/query" --data-urlencode "db=nw" \
   --data-urlencode "q=SELECT count(seq), min(seq), max(seq) FROM needle_window WHERE device='DG-OUT-1'")
 python3 - "$res" <<'PY'
