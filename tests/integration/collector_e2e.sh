@@ -103,14 +103,16 @@ timeout 60 "$agent" -d DG-E2E-1 -s "replay:$W/session2.csv" -b "$NW_MQTT_URL" -q
 exactly_once DG-E2E-1
 echo "ok: reload applied to new windows, broken inventory refused"
 
-echo "== 2. collector killed with SIGKILL mid-run"
+echo "== 2. collector killed with SIGKILL three times mid-run"
 common=(-d DG-E2E-2 -b "$NW_MQTT_URL" -q "$W/q2" --set agent.window=250ms --set mqtt.ack_timeout=2s)
 "$agent" "${common[@]}" -s sim >"$W/agent2.log" 2>&1 & apid=$!; bg+=("$apid")
-sleep 3
-kill -9 "$cpid"; wait "$cpid" 2>/dev/null || true
-echo "collector killed"
-sleep 2
-start_collector
+for round in 1 2 3; do
+  sleep 2
+  kill -9 "$cpid"; wait "$cpid" 2>/dev/null || true
+  echo "collector killed ($round)"
+  sleep 1
+  start_collector
+done
 sleep 3
 kill -TERM "$apid"; wait "$apid" || true
 : >"$W/empty.csv"
