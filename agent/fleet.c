@@ -1,5 +1,5 @@
 /*
- * fleet.c - devices, virtual clock and resend rings of needlewatch-sim.
+ * fleet.c - devices, virtual clock and record stores of needlewatch-sim.
  *
  * The ring keeps records in one byte array: [head, tail) while not
  * wrapped, [head, end) + [0, tail) while wrapped. A record that does not
@@ -22,10 +22,14 @@
 #include <needlewatch/log.h>
 #include <needlewatch/validate.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define SAMPLE_MS 100
 #define MODEL_RATE_HZ 120          /* nominal rate for odometers */
@@ -372,19 +376,552 @@ void fleet_ring_unacked(const struct fleet_ring *r, uint64_t out_unacked[FLEET_R
     }
 }
 
-void fleet_ring_get_stats(const struct fleet_ring *r, struct fleet_ring_stats *out)
+void fleet_ring_get_stats(const struct fleet_ring *r, struct fleet_store_stats *out)
 {
     memset(out, 0, sizeof(*out));
     out->cap = r->cap;
     out->bytes = r->bytes;
     out->records = r->count;
-    out->unsent = r->count - r->sent;
     for (int t = 0; t < FLEET_REC_TYPES; t++) {
         out->last_seq[t] = r->last[t];
         out->acked_seq[t] = r->acked_seq[t];
         out->acked[t] = r->acked[t];
-        out->dropped[t] = r->dropped[t];
+        out->dropped[t] = out->dropped_total[t] = r->dropped[t];
     }
+}
+
+/* ---- record store: one interface, a ring or a disk queue behind it ------ */
+
+struct store_ops {
+    enum nw_err (*append)(void *impl, enum fleet_rec_type type, uint64_t seq, const void *data,
+                          size_t len, struct nw_error *err);
+    bool (*peek)(void *impl, struct fleet_rec *out);
+    void (*take)(void *impl);
+    void (*rewind)(void *impl);
+    enum nw_err (*ack)(void *impl, enum fleet_rec_type type, uint64_t seq, struct nw_error *err);
+    uint64_t (*floor)(const void *impl, enum fleet_rec_type type);
+    void (*unacked)(const void *impl, uint64_t un[FLEET_REC_TYPES], uint64_t st[FLEET_REC_TYPES]);
+    void (*stats)(const void *impl, struct fleet_store_stats *out);
+    void (*tick)(void *impl);
+    void (*destroy)(void *impl);
+};
+
+struct fleet_store {
+    const struct store_ops *ops;
+    void *impl;
+};
+
+enum nw_err fleet_store_append(struct fleet_store *s, enum fleet_rec_type type, uint64_t seq,
+                               const void *data, size_t len, struct nw_error *out_err)
+{
+    return s->ops->append(s->impl, type, seq, data, len, out_err);
+}
+
+bool fleet_store_peek(struct fleet_store *s, struct fleet_rec *out)
+{
+    return s->ops->peek(s->impl, out);
+}
+
+void fleet_store_take(struct fleet_store *s)
+{
+    s->ops->take(s->impl);
+}
+
+void fleet_store_rewind(struct fleet_store *s)
+{
+    s->ops->rewind(s->impl);
+}
+
+enum nw_err fleet_store_ack(struct fleet_store *s, enum fleet_rec_type type, uint64_t seq,
+                            struct nw_error *out_err)
+{
+    if ((unsigned)type >= FLEET_REC_TYPES) {
+        return nw_error_set(out_err, NW_ERR_INVAL, "store: bad record type %u", (unsigned)type);
+    }
+    return s->ops->ack(s->impl, type, seq, out_err);
+}
+
+uint64_t fleet_store_floor(const struct fleet_store *s, enum fleet_rec_type type)
+{
+    return (unsigned)type < FLEET_REC_TYPES ? s->ops->floor(s->impl, type) : 0;
+}
+
+void fleet_store_unacked(const struct fleet_store *s, uint64_t out_unacked[FLEET_REC_TYPES],
+                         uint64_t out_stalled[FLEET_REC_TYPES])
+{
+    uint64_t st[FLEET_REC_TYPES];
+    s->ops->unacked(s->impl, out_unacked, out_stalled ? out_stalled : st);
+}
+
+void fleet_store_get_stats(const struct fleet_store *s, struct fleet_store_stats *out)
+{
+    s->ops->stats(s->impl, out);
+}
+
+void fleet_store_tick(struct fleet_store *s)
+{
+    if (s->ops->tick) {
+        s->ops->tick(s->impl);
+    }
+}
+
+void fleet_store_destroy(struct fleet_store **p)
+{
+    if (!p || !*p) {
+        return;
+    }
+    (*p)->ops->destroy((*p)->impl);
+    free(*p);
+    *p = NULL;
+}
+
+static struct fleet_store *store_wrap(const struct store_ops *ops, void *impl)
+{
+    struct fleet_store *s = malloc(sizeof(*s));
+    if (s) {
+        s->ops = ops;
+        s->impl = impl;
+    }
+    return s;
+}
+
+/* -- memory: the ring -- */
+
+static enum nw_err mem_append(void *impl, enum fleet_rec_type type, uint64_t seq, const void *data,
+                              size_t len, struct nw_error *err)
+{
+    if (len > FLEET_RECORD_MAX) {
+        return nw_error_set(err, NW_ERR_TOO_BIG, "store: record of %zu bytes exceeds %d", len,
+                            FLEET_RECORD_MAX);
+    }
+    return fleet_ring_append(impl, type, seq, data, len, err);
+}
+
+static bool mem_peek(void *impl, struct fleet_rec *out)
+{
+    return fleet_ring_peek(impl, out);
+}
+
+static void mem_take(void *impl)
+{
+    fleet_ring_take(impl);
+}
+
+static void mem_rewind(void *impl)
+{
+    fleet_ring_rewind(impl);
+}
+
+static enum nw_err mem_ack(void *impl, enum fleet_rec_type type, uint64_t seq, struct nw_error *err)
+{
+    return fleet_ring_ack(impl, type, seq, err);
+}
+
+static uint64_t mem_floor(const void *impl, enum fleet_rec_type type)
+{
+    return fleet_ring_floor(impl, type);
+}
+
+static void mem_unacked(const void *impl, uint64_t un[FLEET_REC_TYPES],
+                        uint64_t st[FLEET_REC_TYPES])
+{
+    fleet_ring_unacked(impl, un, st);
+}
+
+static void mem_stats(const void *impl, struct fleet_store_stats *out)
+{
+    fleet_ring_get_stats(impl, out);
+}
+
+static void mem_destroy(void *impl)
+{
+    struct fleet_ring *r = impl;
+    fleet_ring_destroy(&r);
+}
+
+static const struct store_ops mem_ops = {.append = mem_append,
+                                         .peek = mem_peek,
+                                         .take = mem_take,
+                                         .rewind = mem_rewind,
+                                         .ack = mem_ack,
+                                         .floor = mem_floor,
+                                         .unacked = mem_unacked,
+                                         .stats = mem_stats,
+                                         .destroy = mem_destroy};
+
+struct fleet_store *fleet_store_memory_new(size_t cap_bytes)
+{
+    struct fleet_ring *r = fleet_ring_new(cap_bytes);
+    struct fleet_store *s = r ? store_wrap(&mem_ops, r) : NULL;
+    if (!s) {
+        fleet_ring_destroy(&r);
+    }
+    return s;
+}
+
+/* -- disk: the agent's queue --
+ *
+ * The queue hands records out with a cursor that moves as it reads (no
+ * peek), and keeps only per-segment summaries, so this side keeps:
+ *   - a one-record look-ahead (copied: the queue's buffer changes on the
+ *     next call), which is what peek returns until take;
+ *   - per type, the unacknowledged seqs on disk as a short list of runs
+ *     [first, last]: appended seqs extend the newest run or start one
+ *     (after a data_gap hole), acks trim the oldest, and the queue's drop
+ *     counter says how many of the oldest an overflow took. The floor is
+ *     the first run's first seq, unacked the runs' length, all exact and
+ *     in memory that grows with the number of holes, not of records. Past
+ *     RUNS_MAX holes the two newest runs merge (counts then err high: a
+ *     drain waits longer, never shorter). Rebuilt by one read at open.
+ */
+
+#define RUNS_MAX 64
+
+struct seq_run {
+    uint64_t first, last;
+};
+
+struct seq_runs {
+    struct seq_run r[RUNS_MAX];
+    size_t n;
+};
+
+static void runs_push(struct seq_runs *rs, uint64_t seq)
+{
+    if (rs->n > 0 && seq <= rs->r[rs->n - 1].last) {
+        return; /* not ascending: the queue refuses such appends anyway */
+    }
+    if (rs->n > 0 && rs->r[rs->n - 1].last + 1 == seq) {
+        rs->r[rs->n - 1].last = seq;
+    } else if (rs->n == RUNS_MAX) {
+        rs->r[rs->n - 1].last = seq; /* merge over the hole (see above) */
+    } else {
+        rs->r[rs->n++] = (struct seq_run){seq, seq};
+    }
+}
+
+static uint64_t runs_count(const struct seq_runs *rs)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < rs->n; i++) {
+        n += rs->r[i].last - rs->r[i].first + 1;
+    }
+    return n;
+}
+
+static uint64_t runs_front(const struct seq_runs *rs)
+{
+    return rs->n ? rs->r[0].first : 0;
+}
+
+static void runs_pop(struct seq_runs *rs)
+{
+    memmove(&rs->r[0], &rs->r[1], (rs->n - 1) * sizeof(rs->r[0]));
+    rs->n--;
+}
+
+/* Removes every seq <= upto; returns how many. */
+static uint64_t runs_trim(struct seq_runs *rs, uint64_t upto)
+{
+    uint64_t removed = 0;
+    while (rs->n > 0 && rs->r[0].first <= upto) {
+        if (rs->r[0].last <= upto) {
+            removed += rs->r[0].last - rs->r[0].first + 1;
+            runs_pop(rs);
+        } else {
+            removed += upto - rs->r[0].first + 1;
+            rs->r[0].first = upto + 1;
+        }
+    }
+    return removed;
+}
+
+/* Removes the k oldest seqs. */
+static void runs_drop(struct seq_runs *rs, uint64_t k)
+{
+    while (k > 0 && rs->n > 0) {
+        uint64_t len = rs->r[0].last - rs->r[0].first + 1;
+        if (len <= k) {
+            k -= len;
+            runs_pop(rs);
+        } else {
+            rs->r[0].first += k;
+            k = 0;
+        }
+    }
+}
+
+struct disk_store {
+    struct nw_dq *dq;
+    size_t cap;
+    struct seq_runs held[FLEET_REC_TYPES]; /* unacked seqs on disk */
+    uint64_t acked[FLEET_REC_TYPES];       /* since open */
+    uint64_t dropped[FLEET_REC_TYPES];     /* since open */
+    uint64_t dq_dropped[FLEET_REC_TYPES];  /* the queue's counter when last looked at */
+    uint64_t skipped;                      /* records not ours (type, size) */
+    bool have_look;
+    struct fleet_rec look;
+    uint8_t look_buf[FLEET_RECORD_MAX];
+    bool io_logged;
+};
+
+static const uint8_t dq_type_of[FLEET_REC_TYPES] = {NW_DQ_TYPE_WINDOW, NW_DQ_TYPE_EVENT};
+
+/* The fleet type of a queue record type, or -1. */
+static int fleet_type_of(uint8_t dq_type)
+{
+    return dq_type == NW_DQ_TYPE_WINDOW ? FLEET_REC_WINDOW
+                                        : (dq_type == NW_DQ_TYPE_EVENT ? FLEET_REC_EVENT : -1);
+}
+
+static void disk_log_io(struct disk_store *ds, const struct nw_error *err)
+{
+    if (!ds->io_logged) {
+        nw_log(NW_LOG_WARN, "fleet", "%s", err->msg);
+        ds->io_logged = true;
+    }
+}
+
+/* Counts what overflow took since the last look (the queue drops inside
+ * nw_dq_append) off the oldest runs. */
+static void disk_note_drops(struct disk_store *ds)
+{
+    struct nw_dq_stats st;
+    nw_dq_stats(ds->dq, &st);
+    for (int t = 0; t < FLEET_REC_TYPES; t++) {
+        uint64_t now = st.dropped[dq_type_of[t]];
+        if (now > ds->dq_dropped[t]) {
+            ds->dropped[t] += now - ds->dq_dropped[t];
+            runs_drop(&ds->held[t], now - ds->dq_dropped[t]);
+        }
+        ds->dq_dropped[t] = now;
+    }
+}
+
+static enum nw_err disk_append(void *impl, enum fleet_rec_type type, uint64_t seq, const void *data,
+                               size_t len, struct nw_error *err)
+{
+    struct disk_store *ds = impl;
+    if ((unsigned)type >= FLEET_REC_TYPES) {
+        return nw_error_set(err, NW_ERR_INVAL, "store: bad record type %u", (unsigned)type);
+    }
+    if (len > FLEET_RECORD_MAX) {
+        return nw_error_set(err, NW_ERR_TOO_BIG, "store: record of %zu bytes exceeds %d", len,
+                            FLEET_RECORD_MAX);
+    }
+    enum nw_err rc = nw_dq_append(ds->dq, dq_type_of[type], seq, data, len, err);
+    disk_note_drops(ds); /* also after a failed append: it may have dropped first */
+    if (rc != NW_OK) {
+        return rc;
+    }
+    runs_push(&ds->held[type], seq);
+    return NW_OK;
+}
+
+/* Whether seq of type is still on disk and unacknowledged. */
+static bool disk_holds(const struct disk_store *ds, int type, uint64_t seq)
+{
+    uint64_t front = runs_front(&ds->held[type]);
+    return front != 0 && seq >= front;
+}
+
+static bool disk_peek(void *impl, struct fleet_rec *out)
+{
+    struct disk_store *ds = impl;
+    if (ds->have_look && disk_holds(ds, ds->look.type, ds->look.seq)) {
+        *out = ds->look;
+        return true;
+    }
+    ds->have_look = false;
+    for (;;) { /* ends: every call moves the queue's cursor on */
+        struct nw_dq_record rec;
+        struct nw_error err = {0};
+        enum nw_err rc = nw_dq_next(ds->dq, &rec, &err);
+        if (rc != NW_OK) {
+            if (rc != NW_ERR_NOT_FOUND) {
+                disk_log_io(ds, &err);
+            }
+            return false;
+        }
+        int t = fleet_type_of(rec.type);
+        if (t < 0 || rec.len > FLEET_RECORD_MAX) {
+            ds->skipped++;
+            continue;
+        }
+        if (!disk_holds(ds, t, rec.seq)) {
+            continue; /* acked or dropped since the queue's cursor passed it */
+        }
+        if (rec.len) {
+            memcpy(ds->look_buf, rec.payload, rec.len);
+        }
+        ds->look = (struct fleet_rec){
+            .type = (enum fleet_rec_type)t, .seq = rec.seq, .data = ds->look_buf, .len = rec.len};
+        ds->have_look = true;
+        *out = ds->look;
+        return true;
+    }
+}
+
+static void disk_take(void *impl)
+{
+    struct disk_store *ds = impl;
+    ds->have_look = false;
+}
+
+static void disk_rewind(void *impl)
+{
+    struct disk_store *ds = impl;
+    nw_dq_rewind(ds->dq);
+    ds->have_look = false;
+}
+
+static enum nw_err disk_ack(void *impl, enum fleet_rec_type type, uint64_t seq,
+                            struct nw_error *err)
+{
+    struct disk_store *ds = impl;
+    uint64_t newest = nw_dq_max_seq(ds->dq, dq_type_of[type]);
+    if (seq > newest) {
+        return nw_error_set(err, NW_ERR_INVALID,
+                            "ack of %s seq %" PRIu64 " beyond the newest made (%" PRIu64 ")",
+                            type == FLEET_REC_WINDOW ? "window" : "event", seq, newest);
+    }
+    struct nw_error e = {0};
+    enum nw_err rc = nw_dq_ack(ds->dq, dq_type_of[type], seq, &e);
+    if (rc != NW_OK && rc != NW_ERR_IO) {
+        return nw_error_set(err, rc, "%s", e.msg);
+    }
+    if (rc == NW_ERR_IO) {
+        disk_log_io(ds, &e); /* kept in memory by the queue, written later */
+    }
+    ds->acked[type] += runs_trim(&ds->held[type], seq);
+    return NW_OK;
+}
+
+static uint64_t disk_floor(const void *impl, enum fleet_rec_type type)
+{
+    const struct disk_store *ds = impl;
+    return runs_front(&ds->held[type]);
+}
+
+static void disk_unacked(const void *impl, uint64_t un[FLEET_REC_TYPES],
+                         uint64_t st[FLEET_REC_TYPES])
+{
+    const struct disk_store *ds = impl;
+    struct nw_dq_stats qs;
+    nw_dq_stats(ds->dq, &qs);
+    for (int t = 0; t < FLEET_REC_TYPES; t++) {
+        un[t] = runs_count(&ds->held[t]);
+        uint64_t front = runs_front(&ds->held[t]);
+        st[t] = un[t] && front != qs.acked_seq[dq_type_of[t]] + 1 ? un[t] : 0;
+    }
+}
+
+static void disk_stats(const void *impl, struct fleet_store_stats *out)
+{
+    const struct disk_store *ds = impl;
+    struct nw_dq_stats qs;
+    nw_dq_stats(ds->dq, &qs);
+    memset(out, 0, sizeof(*out));
+    out->cap = ds->cap;
+    out->bytes = (size_t)qs.bytes;
+    for (int t = 0; t < FLEET_REC_TYPES; t++) {
+        uint8_t q = dq_type_of[t];
+        out->records += (size_t)runs_count(&ds->held[t]);
+        out->last_seq[t] = nw_dq_max_seq(ds->dq, q);
+        out->acked_seq[t] = qs.acked_seq[q];
+        out->acked[t] = ds->acked[t];
+        out->dropped[t] = ds->dropped[t];
+        out->dropped_total[t] = qs.dropped[q];
+    }
+}
+
+static void disk_tick(void *impl)
+{
+    struct disk_store *ds = impl;
+    struct nw_error err = {0};
+    if (nw_dq_tick(ds->dq, &err) != NW_OK) {
+        disk_log_io(ds, &err);
+    }
+}
+
+static void disk_destroy(void *impl)
+{
+    struct disk_store *ds = impl;
+    nw_dq_close(&ds->dq);
+    free(ds);
+}
+
+static const struct store_ops disk_ops = {.append = disk_append,
+                                          .peek = disk_peek,
+                                          .take = disk_take,
+                                          .rewind = disk_rewind,
+                                          .ack = disk_ack,
+                                          .floor = disk_floor,
+                                          .unacked = disk_unacked,
+                                          .stats = disk_stats,
+                                          .tick = disk_tick,
+                                          .destroy = disk_destroy};
+
+enum nw_err fleet_store_disk_open(const char *dir, size_t max_bytes, enum nw_dq_sync sync,
+                                  struct fleet_store **out, struct nw_error *out_err)
+{
+    *out = NULL;
+    if (max_bytes < FLEET_RING_MIN) {
+        return nw_error_set(out_err, NW_ERR_INVAL, "store: %zu bytes is below %d", max_bytes,
+                            FLEET_RING_MIN);
+    }
+    struct disk_store *ds = calloc(1, sizeof(*ds));
+    if (!ds) {
+        return nw_error_set(out_err, NW_ERR_NOMEM, "store: out of memory");
+    }
+    struct nw_dq_options o;
+    nw_dq_options_init(&o, dir);
+    o.max_bytes = max_bytes;
+    o.segment_bytes = max_bytes / 4 > 4096 ? max_bytes / 4 : 4096;
+    o.sync = sync;
+    ds->cap = max_bytes;
+    enum nw_err rc = nw_dq_open(&o, &ds->dq, out_err);
+    if (rc != NW_OK) {
+        free(ds);
+        return rc;
+    }
+    /* One pass over what the queue holds unacknowledged: the runs. */
+    for (;;) {
+        struct nw_dq_record rec;
+        struct nw_error err = {0};
+        rc = nw_dq_next(ds->dq, &rec, &err);
+        if (rc == NW_ERR_NOT_FOUND) {
+            break;
+        }
+        if (rc != NW_OK) {
+            nw_dq_close(&ds->dq);
+            free(ds);
+            return nw_error_set(out_err, rc, "%s", err.msg);
+        }
+        int t = fleet_type_of(rec.type);
+        if (t < 0 || rec.len > FLEET_RECORD_MAX) {
+            ds->skipped++;
+            continue;
+        }
+        runs_push(&ds->held[t], rec.seq);
+    }
+    nw_dq_rewind(ds->dq);
+    struct nw_dq_stats qs;
+    nw_dq_stats(ds->dq, &qs);
+    for (int t = 0; t < FLEET_REC_TYPES; t++) {
+        ds->dq_dropped[t] = qs.dropped[dq_type_of[t]];
+    }
+    *out = store_wrap(&disk_ops, ds);
+    if (!*out) {
+        disk_destroy(ds);
+        return nw_error_set(out_err, NW_ERR_NOMEM, "store: out of memory");
+    }
+    return NW_OK;
+}
+
+bool fleet_store_is_disk(const struct fleet_store *s)
+{
+    return s->ops == &disk_ops;
 }
 
 /* ---- configuration, names, faults ---------------------------------------- */
@@ -398,6 +935,7 @@ void fleet_config_init(struct fleet_config *cfg)
     snprintf(cfg->id_prefix, sizeof(cfg->id_prefix), "SIM-");
     cfg->window_ms = 1000;
     cfg->buffer_bytes = 16 * 1024;
+    cfg->queue_sync = NW_DQ_SYNC_NEVER;
     snprintf(cfg->firmware, sizeof(cfg->firmware), "sim-%s", NW_VERSION);
 }
 
@@ -474,6 +1012,10 @@ enum nw_err fleet_config_check(const struct fleet_config *cfg, struct nw_error *
     if (cfg->buffer_bytes < FLEET_RING_MIN || cfg->buffer_bytes > (size_t)64 << 20) {
         return nw_error_set(out_err, NW_ERR_CONFIG, "--buffer %zu: must be %d bytes to 64 MiB",
                             cfg->buffer_bytes, FLEET_RING_MIN);
+    }
+    if (strnlen(cfg->queue_dir, sizeof(cfg->queue_dir)) >= FLEET_QUEUE_DIR_MAX) {
+        return nw_error_set(out_err, NW_ERR_CONFIG, "--queue-dir: longer than %d bytes",
+                            FLEET_QUEUE_DIR_MAX - 1);
     }
     return NW_OK;
 }
@@ -583,9 +1125,21 @@ void fleet_clinic_name(const struct fleet_config *cfg, unsigned clinic, char out
     }
 }
 
+static const char *const model_names[FLEET_MODELS] = {"DG-3", "DG-3X"};
+
+unsigned fleet_model_index(const struct fleet_config *cfg, unsigned n)
+{
+    return derive(cfg->seed, "model", n) % 5 == 0 ? 1 : 0;
+}
+
+const char *fleet_model_name(unsigned index)
+{
+    return index < FLEET_MODELS ? model_names[index] : "?";
+}
+
 const char *fleet_model_of(const struct fleet_config *cfg, unsigned n)
 {
-    return derive(cfg->seed, "model", n) % 5 == 0 ? "DG-3X" : "DG-3";
+    return model_names[fleet_model_index(cfg, n)];
 }
 
 size_t fleet_csv_field(const char *s, char *out, size_t cap)
@@ -645,10 +1199,17 @@ struct fleet_device {
     char id[NW_DEVICE_ID_MAX + 1];
     unsigned n;
     uint64_t epoch;
-    int64_t virt0;
+    int64_t virt0; /* the run's virtual start: device faults count from it */
+    int64_t start; /* the model's start: virt0, or the time lease of a resumed device */
     struct agent_sim *sim;
     struct agent_windower *win;
-    struct fleet_ring *ring;
+    struct fleet_store *store;
+    char *dir;       /* disk store: the device's directory; NULL in memory */
+    bool state_ours; /* sim.state was read or made by us: ours to rewrite */
+    bool resumed;
+    bool state_logged;
+    int64_t lease;      /* disk: nothing is stamped at or after it (sim.state) */
+    int64_t made_until; /* end of the newest record made, 0 for none */
     uint64_t next_seq[FLEET_REC_TYPES];
     size_t nfaults;
     struct agent_fault faults[AGENT_SIM_MAX_FAULTS];
@@ -662,38 +1223,186 @@ struct fleet_device {
 
 static unsigned long rejected_logged;
 
-struct fleet_device *fleet_device_new(const struct fleet_config *cfg, unsigned n, int64_t virt0_ms,
-                                      uint64_t run_salt)
+/* -- sim.state: epoch, time lease and odometer of a disk device --
+ *
+ * Text, "key=value" lines and a CRC-32C over them, as agent.state; written
+ * to a temp file and renamed (fsync'd unless the queue syncs "never"). A
+ * file that fails its CRC or names another device is an error, not a
+ * reset: a silent new epoch would hide the problem. */
+
+#define STATE_FILE "sim.state"
+#define STATE_MAGIC "needlewatch-sim-device 1\n"
+#define STATE_MAX 512
+#define PATH_CAP (FLEET_QUEUE_DIR_MAX + NW_DEVICE_ID_MAX + 32) /* DIR/<id>/sim.state.tmp */
+
+static size_t state_render(const struct fleet_device *d, int64_t lease, char *buf, size_t cap)
 {
+    int n = snprintf(buf, cap,
+                     STATE_MAGIC "device=%s\nepoch=%016" PRIx64 "\ntime_lease=%" PRId64
+                                 "\nodometer_cycles=%" PRIu64 "\nrunning_ms=%" PRIu64 "\n",
+                     d->id, d->epoch, lease, d->base_cycles + d->cycles,
+                     d->base_running_ms + d->running_ms);
+    uint32_t crc = nw_dq_crc32c(0, buf, (size_t)n);
+    n += snprintf(buf + n, cap - (size_t)n, "crc=%08" PRIx32 "\n", crc);
+    return (size_t)n;
+}
+
+static enum nw_err state_save(struct fleet_device *d, int64_t lease, struct nw_error *out_err)
+{
+    char buf[STATE_MAX], path[PATH_CAP], tmp[PATH_CAP];
+    size_t len = state_render(d, lease, buf, sizeof(buf));
+    snprintf(path, sizeof(path), "%s/" STATE_FILE, d->dir);
+    snprintf(tmp, sizeof(tmp), "%s/" STATE_FILE ".tmp", d->dir);
+    bool durable = d->cfg->queue_sync != NW_DQ_SYNC_NEVER;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return nw_error_set(out_err, NW_ERR_IO, "%s: %s", tmp, strerror(errno));
+    }
+    bool ok = write(fd, buf, len) == (ssize_t)len && (!durable || fsync(fd) == 0);
+    ok = close(fd) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return nw_error_set(out_err, NW_ERR_IO, "%s: %s", path, strerror(e));
+    }
+    if (durable) {
+        int dfd = open(d->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+    }
+    return NW_OK;
+}
+
+static bool state_u64(const char *buf, const char *key, int base, uint64_t *out)
+{
+    size_t klen = strlen(key);
+    for (const char *p = buf; p && *p;) {
+        if (strncmp(p, key, klen) == 0 && p[klen] == '=') {
+            char *end;
+            errno = 0;
+            *out = strtoull(p + klen + 1, &end, base);
+            return errno == 0 && end != p + klen + 1 && *end == '\n';
+        }
+        p = strchr(p, '\n');
+        p = p ? p + 1 : NULL;
+    }
+    return false;
+}
+
+/* Loads sim.state into d; *out_found false when there is none. */
+static enum nw_err state_load(struct fleet_device *d, bool *out_found, struct nw_error *out_err)
+{
+    char path[PATH_CAP], buf[STATE_MAX];
+    snprintf(path, sizeof(path), "%s/" STATE_FILE, d->dir);
+    *out_found = false;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return errno == ENOENT ? NW_OK
+                               : nw_error_set(out_err, NW_ERR_IO, "%s: %s", path, strerror(errno));
+    }
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0 || n == (ssize_t)sizeof(buf) - 1) {
+        return nw_error_set(out_err, NW_ERR_CORRUPT, "%s: unreadable or too long", path);
+    }
+    buf[n] = '\0';
+    const char *crc_line = strstr(buf, "\ncrc=");
+    if (strncmp(buf, STATE_MAGIC, strlen(STATE_MAGIC)) != 0 || !crc_line ||
+        nw_dq_crc32c(0, buf, (size_t)(crc_line + 1 - buf)) !=
+            (uint32_t)strtoul(crc_line + 5, NULL, 16)) {
+        return nw_error_set(out_err, NW_ERR_CORRUPT,
+                            "%s: damaged (checksum); remove the device's directory to start it "
+                            "afresh with a new epoch",
+                            path);
+    }
+    const char *dev = strstr(buf, "\ndevice=");
+    size_t idlen = strlen(d->id);
+    if (!dev || strncmp(dev + 8, d->id, idlen) != 0 || dev[8 + idlen] != '\n') {
+        return nw_error_set(out_err, NW_ERR_CONFIG, "%s belongs to another device, not %s", path,
+                            d->id);
+    }
+    uint64_t lease, cycles, running;
+    if (!state_u64(buf, "epoch", 16, &d->epoch) || !state_u64(buf, "time_lease", 10, &lease) ||
+        !state_u64(buf, "odometer_cycles", 10, &cycles) ||
+        !state_u64(buf, "running_ms", 10, &running) || d->epoch == 0) {
+        return nw_error_set(out_err, NW_ERR_CORRUPT, "%s: missing fields", path);
+    }
+    d->lease = (int64_t)lease;
+    d->base_cycles = cycles;
+    d->base_running_ms = running;
+    *out_found = true;
+    return NW_OK;
+}
+
+/* Opens the device's disk store (DIR/<id>/queue, as the agent lays out its
+ * directory) and its sim.state (made when new): the queue's lock is taken
+ * first, so two processes never share a device's state either. */
+static enum nw_err device_open_disk(struct fleet_device *d, struct nw_error *out_err)
+{
+    char path[PATH_CAP];
+    snprintf(path, sizeof(path), "%s/%s", d->cfg->queue_dir, d->id);
+    d->dir = strdup(path);
+    if (!d->dir) {
+        return nw_error_set(out_err, NW_ERR_NOMEM, "out of memory");
+    }
+    if (mkdir(d->dir, 0700) != 0 && errno != EEXIST) {
+        return nw_error_set(out_err, errno == ENOENT ? NW_ERR_NOT_FOUND : NW_ERR_IO, "%s: %s",
+                            d->dir, strerror(errno));
+    }
+    snprintf(path, sizeof(path), "%s/%s/queue", d->cfg->queue_dir, d->id);
+    enum nw_err rc =
+        fleet_store_disk_open(path, d->cfg->buffer_bytes, d->cfg->queue_sync, &d->store, out_err);
+    bool found = false;
+    if (rc == NW_OK) {
+        rc = state_load(d, &found, out_err);
+    }
+    if (rc != NW_OK) {
+        return rc;
+    }
+    struct fleet_store_stats ss;
+    fleet_store_get_stats(d->store, &ss);
+    if (!found && (ss.last_seq[FLEET_REC_WINDOW] || ss.last_seq[FLEET_REC_EVENT])) {
+        return nw_error_set(out_err, NW_ERR_CORRUPT,
+                            "%s holds a queue but no " STATE_FILE
+                            " (its epoch): remove the directory to start the device afresh",
+                            d->dir);
+    }
+    d->resumed = found;
+    for (int t = 0; t < FLEET_REC_TYPES; t++) {
+        d->next_seq[t] = ss.last_seq[t] + 1;
+    }
+    rc = found ? NW_OK : state_save(d, 0, out_err); /* the new epoch, before any record */
+    d->state_ours = rc == NW_OK;
+    return rc;
+}
+
+enum nw_err fleet_device_open(const struct fleet_config *cfg, unsigned n, int64_t virt0_ms,
+                              uint64_t run_salt, struct fleet_device **out,
+                              struct nw_error *out_err)
+{
+    *out = NULL;
     if (n < 1 || n > cfg->ndevices) {
-        return NULL;
+        return nw_error_set(out_err, NW_ERR_INVAL, "device %u of %u", n, cfg->ndevices);
     }
     struct fleet_device *d = calloc(1, sizeof(*d));
     if (!d) {
-        return NULL;
+        return nw_error_set(out_err, NW_ERR_NOMEM, "out of memory");
     }
     d->cfg = cfg;
     d->n = n;
-    d->virt0 = virt0_ms;
+    d->virt0 = d->start = virt0_ms;
     if (fleet_device_id(cfg, n, d->id) != NW_OK) {
         free(d);
-        return NULL;
+        return nw_error_set(out_err, NW_ERR_INVAL, "device %u: no valid id", n);
     }
     d->epoch = mix64(derive(cfg->seed, "epoch", n) ^ hash_str(d->id) ^ mix64(run_salt));
-    if (d->epoch == 0) {
-        d->epoch = 1;
-    }
-    struct agent_sim_options so = {.seed = cfg->seed,
-                                   .device_id = d->id,
-                                   .start_ms = virt0_ms,
-                                   .sample_ms = SAMPLE_MS,
-                                   .start_in_session = true};
+    d->epoch |= d->epoch == 0;
     for (size_t i = 0; i < cfg->nfaults; i++) {
-        if (cfg->faults[i].device != n || d->nfaults >= AGENT_SIM_MAX_FAULTS) {
-            continue;
+        if (cfg->faults[i].device == n && d->nfaults < AGENT_SIM_MAX_FAULTS) {
+            d->faults[d->nfaults++] = cfg->faults[i].fault;
         }
-        d->faults[d->nfaults++] = cfg->faults[i].fault;
-        so.faults[so.nfaults++] = cfg->faults[i].fault; /* the model ignores non-signal ones */
     }
     uint64_t hours = 20 + derive(cfg->seed, "hours", n) % 430;
     d->base_running_ms = hours * 3600 * 1000 + derive(cfg->seed, "minutes", n) % 3600000;
@@ -706,12 +1415,43 @@ struct fleet_device *fleet_device_new(const struct fleet_config *cfg, unsigned n
     }
     d->base_cycles = d->base_running_ms / 1000 * MODEL_RATE_HZ;
     d->next_seq[FLEET_REC_WINDOW] = d->next_seq[FLEET_REC_EVENT] = 1;
+    enum nw_err rc = NW_OK;
+    if (cfg->queue_dir[0]) {
+        rc = device_open_disk(d, out_err); /* may replace epoch, odometer, seqs */
+    } else {
+        d->store = fleet_store_memory_new(cfg->buffer_bytes);
+        rc = d->store ? NW_OK : nw_error_set(out_err, NW_ERR_NOMEM, "out of memory");
+    }
+    if (rc != NW_OK) {
+        fleet_device_destroy(&d);
+        return rc;
+    }
+    d->start = d->lease > virt0_ms ? d->lease : virt0_ms;
+    /* Signal faults count from the run's start, the model from its own. */
+    struct agent_sim_options so = {.seed = cfg->seed,
+                                   .device_id = d->id,
+                                   .start_ms = d->start,
+                                   .sample_ms = SAMPLE_MS,
+                                   .start_in_session = true};
+    for (size_t i = 0; i < d->nfaults; i++) {
+        so.faults[so.nfaults] = d->faults[i]; /* the model ignores non-signal ones */
+        so.faults[so.nfaults++].start_ms -= d->start - d->virt0;
+    }
     d->sim = agent_sim_new(&so);
     d->win = agent_windower_new(cfg->window_ms);
-    d->ring = fleet_ring_new(cfg->buffer_bytes);
-    if (!d->sim || !d->win || !d->ring) {
+    if (!d->sim || !d->win) {
         fleet_device_destroy(&d);
+        return nw_error_set(out_err, NW_ERR_NOMEM, "out of memory");
     }
+    *out = d;
+    return NW_OK;
+}
+
+struct fleet_device *fleet_device_new(const struct fleet_config *cfg, unsigned n, int64_t virt0_ms,
+                                      uint64_t run_salt)
+{
+    struct fleet_device *d = NULL;
+    fleet_device_open(cfg, n, virt0_ms, run_salt, &d, NULL);
     return d;
 }
 
@@ -720,10 +1460,21 @@ void fleet_device_destroy(struct fleet_device **p)
     if (!p || !*p) {
         return;
     }
-    agent_sim_destroy(&(*p)->sim);
-    agent_windower_destroy(&(*p)->win);
-    fleet_ring_destroy(&(*p)->ring);
-    free(*p);
+    struct fleet_device *d = *p;
+    if (d->state_ours) {
+        /* Where this run's time really ended: the next run goes on from it.
+         * (Never over a file that was refused: that stays for a person.) */
+        struct nw_error err = {0};
+        int64_t lease = d->made_until ? d->made_until : d->lease;
+        if (state_save(d, lease, &err) != NW_OK) {
+            nw_log(NW_LOG_WARN, "fleet", "%s", err.msg);
+        }
+    }
+    agent_sim_destroy(&d->sim);
+    agent_windower_destroy(&d->win);
+    fleet_store_destroy(&d->store);
+    free(d->dir);
+    free(d);
     *p = NULL;
 }
 
@@ -742,6 +1493,21 @@ uint64_t fleet_device_epoch(const struct fleet_device *d)
     return d->epoch;
 }
 
+bool fleet_device_resumed(const struct fleet_device *d)
+{
+    return d->resumed;
+}
+
+int64_t fleet_device_start_ms(const struct fleet_device *d)
+{
+    return d->start;
+}
+
+void fleet_device_tick(struct fleet_device *d)
+{
+    fleet_store_tick(d->store);
+}
+
 static void reject(struct fleet_device *d, const char *what, const struct nw_error *err)
 {
     d->st.rejected++;
@@ -750,10 +1516,29 @@ static void reject(struct fleet_device *d, const char *what, const struct nw_err
     }
 }
 
-static size_t store(struct fleet_device *d, enum fleet_rec_type type, uint64_t seq,
+/* A disk device moves its time lease past end_ms before storing a record
+ * that ends there; false (logged) when sim.state cannot be written. */
+static bool cover_time(struct fleet_device *d, int64_t end_ms, struct nw_error *err)
+{
+    if (end_ms > d->made_until) {
+        d->made_until = end_ms;
+    }
+    if (!d->dir || end_ms <= d->lease) {
+        return true;
+    }
+    int64_t lease = end_ms + (int64_t)FLEET_TIME_LEASE_WINDOWS * d->cfg->window_ms;
+    if (state_save(d, lease, err) != NW_OK) {
+        return false;
+    }
+    d->lease = lease;
+    return true;
+}
+
+static size_t store(struct fleet_device *d, enum fleet_rec_type type, uint64_t seq, int64_t end_ms,
                     const uint8_t *rec, size_t len, struct nw_error *err)
 {
-    if (fleet_ring_append(d->ring, type, seq, rec, len, err) != NW_OK) {
+    if (!cover_time(d, end_ms, err) ||
+        fleet_store_append(d->store, type, seq, rec, len, err) != NW_OK) {
         reject(d, type == FLEET_REC_WINDOW ? "window" : "event", err);
         return 0;
     }
@@ -795,7 +1580,7 @@ static size_t enqueue_window(struct fleet_device *d, struct nw_window *w, int64_
         reject(d, "window", &err);
         return 0;
     }
-    return store(d, FLEET_REC_WINDOW, w->seq, rec, len, &err);
+    return store(d, FLEET_REC_WINDOW, w->seq, w->start_ms + w->duration_ms, rec, len, &err);
 }
 
 static void track_context(struct fleet_device *d, const struct nw_event *e)
@@ -844,20 +1629,23 @@ static size_t enqueue_event(struct fleet_device *d, struct nw_event *e, int64_t 
         reject(d, "event", &err);
         return 0;
     }
-    return store(d, FLEET_REC_EVENT, e->seq, rec, len, &err);
+    return store(d, FLEET_REC_EVENT, e->seq, e->time_ms + 1, rec, len, &err);
 }
 
 size_t fleet_device_advance(struct fleet_device *d, int64_t virt_now_ms, int64_t wall_now_ms,
                             struct nw_codec *codec, size_t max_items)
 {
     size_t made = 0;
+    if (virt_now_ms < d->start) {
+        return 0; /* resumed past now: nothing happens before the time lease */
+    }
     if (!d->powered) {
         struct nw_event e;
         memset(&e, 0, sizeof(e));
         e.kind = NW_EVENT_POWER_ON;
-        e.time_ms = d->virt0;
+        e.time_ms = d->start;
         snprintf(e.firmware, sizeof(e.firmware), "%s", d->cfg->firmware);
-        snprintf(e.boot_reason, sizeof(e.boot_reason), "power_on");
+        snprintf(e.boot_reason, sizeof(e.boot_reason), "%s", d->resumed ? "restart" : "power_on");
         made += enqueue_event(d, &e, wall_now_ms, codec);
         d->powered = true;
     }
@@ -916,7 +1704,7 @@ bool fleet_device_offline_at(const struct fleet_device *d, int64_t virt_ms)
 
 void fleet_device_on_connect(struct fleet_device *d, int64_t mono_ms)
 {
-    fleet_ring_rewind(d->ring);
+    fleet_store_rewind(d->store);
     d->last_progress_ms = mono_ms;
 }
 
@@ -929,12 +1717,12 @@ enum nw_err fleet_device_on_ack(struct fleet_device *d, const struct nw_ack *ack
                             "%s: ack for %s epoch %016" PRIx64 " ignored (ours: %016" PRIx64 ")",
                             d->id, ack->device_id, ack->epoch, d->epoch);
     }
-    struct fleet_ring_stats before, after;
-    fleet_ring_get_stats(d->ring, &before);
-    enum nw_err rw = fleet_ring_ack(d->ring, FLEET_REC_WINDOW, ack->window_seq, out_err);
+    struct fleet_store_stats before, after;
+    fleet_store_get_stats(d->store, &before);
+    enum nw_err rw = fleet_store_ack(d->store, FLEET_REC_WINDOW, ack->window_seq, out_err);
     enum nw_err re =
-        fleet_ring_ack(d->ring, FLEET_REC_EVENT, ack->event_seq, rw == NW_OK ? out_err : NULL);
-    fleet_ring_get_stats(d->ring, &after);
+        fleet_store_ack(d->store, FLEET_REC_EVENT, ack->event_seq, rw == NW_OK ? out_err : NULL);
+    fleet_store_get_stats(d->store, &after);
     if (after.acked_seq[FLEET_REC_WINDOW] > before.acked_seq[FLEET_REC_WINDOW] ||
         after.acked_seq[FLEET_REC_EVENT] > before.acked_seq[FLEET_REC_EVENT]) {
         d->last_progress_ms = mono_ms;
@@ -950,8 +1738,8 @@ enum nw_err fleet_device_on_ack(struct fleet_device *d, const struct nw_ack *ack
 bool fleet_device_check_timeout(struct fleet_device *d, int64_t mono_ms, bool connected,
                                 int64_t ack_timeout_ms)
 {
-    struct fleet_ring_stats st;
-    fleet_ring_get_stats(d->ring, &st);
+    struct fleet_store_stats st;
+    fleet_store_get_stats(d->store, &st);
     if (st.records == 0) {
         d->last_progress_ms = mono_ms;
         return false;
@@ -959,7 +1747,7 @@ bool fleet_device_check_timeout(struct fleet_device *d, int64_t mono_ms, bool co
     if (!connected || mono_ms - d->last_progress_ms < ack_timeout_ms) {
         return false;
     }
-    fleet_ring_rewind(d->ring);
+    fleet_store_rewind(d->store);
     d->st.resends++;
     d->last_progress_ms = mono_ms;
     return true;
@@ -967,7 +1755,7 @@ bool fleet_device_check_timeout(struct fleet_device *d, int64_t mono_ms, bool co
 
 void fleet_device_rewind(struct fleet_device *d)
 {
-    fleet_ring_rewind(d->ring);
+    fleet_store_rewind(d->store);
 }
 
 /* ---- messages ------------------------------------------------------------ */
@@ -1043,20 +1831,23 @@ enum nw_err fleet_device_next_message(struct fleet_device *d, struct fleet_batch
                                       struct fleet_message *out, struct nw_error *out_err)
 {
     struct fleet_rec rec, next;
-    if (!fleet_ring_peek(d->ring, &rec)) {
+    if (!fleet_store_peek(d->store, &rec)) {
         return NW_ERR_NOT_FOUND;
     }
     enum fleet_rec_type type = rec.type;
-    uint64_t floor_seq = fleet_ring_floor(d->ring, type);
+    if (rec.len + 11 > b->out_cap) {
+        return nw_error_set(out_err, NW_ERR_TOO_BIG, "record of %zu bytes", rec.len);
+    }
+    /* A store's record is valid until its next call: keep a copy (it is the
+     * message itself below, or decoded before the batch is encoded). */
+    memcpy(b->out, rec.data, rec.len);
+    rec.data = b->out;
+    uint64_t floor_seq = fleet_store_floor(d->store, type);
     out->kind = type == FLEET_REC_WINDOW ? NW_TOPIC_TELEMETRY : NW_TOPIC_EVENT;
-    fleet_ring_take(d->ring);
-    bool more = b->batch_max > 1 && fleet_ring_peek(d->ring, &next) && next.type == type;
+    fleet_store_take(d->store);
+    bool more = b->batch_max > 1 && fleet_store_peek(d->store, &next) && next.type == type;
     if (!more) {
         /* The record is the one-entry batch; add its floor (field 4). */
-        if (rec.len + 11 > b->out_cap) {
-            return nw_error_set(out_err, NW_ERR_TOO_BIG, "record of %zu bytes", rec.len);
-        }
-        memcpy(b->out, rec.data, rec.len);
         size_t len = rec.len;
         if (floor_seq) {
             b->out[len++] = FIELD_QUEUE_FLOOR_TAG;
@@ -1075,10 +1866,10 @@ enum nw_err fleet_device_next_message(struct fleet_device *d, struct fleet_batch
         } else {
             reject(d, "record", &err);
         }
-        if (n == b->batch_max || !fleet_ring_peek(d->ring, &rec) || rec.type != type) {
+        if (n == b->batch_max || !fleet_store_peek(d->store, &rec) || rec.type != type) {
             break;
         }
-        fleet_ring_take(d->ring);
+        fleet_store_take(d->store);
     }
     if (n == 0) {
         return NW_ERR_NOT_FOUND;
@@ -1126,8 +1917,8 @@ void fleet_device_sent(struct fleet_device *d, const struct fleet_message *m)
 void fleet_device_status(const struct fleet_device *d, enum nw_device_state state,
                          int64_t virt_now_ms, uint32_t heartbeat_s, struct nw_status *out)
 {
-    struct fleet_ring_stats rs;
-    fleet_ring_get_stats(d->ring, &rs);
+    struct fleet_store_stats rs;
+    fleet_store_get_stats(d->store, &rs);
     memset(out, 0, sizeof(*out));
     memcpy(out->device_id, d->id, sizeof(d->id));
     out->epoch = d->epoch;
@@ -1135,13 +1926,13 @@ void fleet_device_status(const struct fleet_device *d, enum nw_device_state stat
     out->time_ms = virt_now_ms;
     snprintf(out->firmware, sizeof(out->firmware), "%s", d->cfg->firmware);
     snprintf(out->model, sizeof(out->model), "%s", fleet_model_of(d->cfg, d->n));
-    out->uptime_s = virt_now_ms > d->virt0 ? (uint64_t)(virt_now_ms - d->virt0) / 1000 : 0;
+    out->uptime_s = virt_now_ms > d->start ? (uint64_t)(virt_now_ms - d->start) / 1000 : 0;
     out->odometer_cycles = d->base_cycles + d->cycles;
     out->running_s = (d->base_running_ms + d->running_ms) / 1000;
     out->queue_depth = rs.records;
     out->queue_bytes = rs.bytes;
-    out->windows_dropped = rs.dropped[FLEET_REC_WINDOW];
-    out->events_dropped = rs.dropped[FLEET_REC_EVENT];
+    out->windows_dropped = rs.dropped_total[FLEET_REC_WINDOW]; /* over the queue's life */
+    out->events_dropped = rs.dropped_total[FLEET_REC_EVENT];
     out->last_window_seq = d->next_seq[FLEET_REC_WINDOW] - 1;
     out->last_event_seq = d->next_seq[FLEET_REC_EVENT] - 1;
     memcpy(out->session_id, d->session, sizeof(out->session_id));
@@ -1150,8 +1941,8 @@ void fleet_device_status(const struct fleet_device *d, enum nw_device_state stat
 
 void fleet_device_get_stats(const struct fleet_device *d, struct fleet_device_stats *out)
 {
-    struct fleet_ring_stats rs;
-    fleet_ring_get_stats(d->ring, &rs);
+    struct fleet_store_stats rs;
+    fleet_store_get_stats(d->store, &rs);
     *out = d->st;
     out->windows_acked = rs.acked[FLEET_REC_WINDOW];
     out->events_acked = rs.acked[FLEET_REC_EVENT];
@@ -1169,7 +1960,7 @@ void fleet_device_unacked(const struct fleet_device *d, uint64_t *out_unacked,
                           uint64_t *out_stalled)
 {
     uint64_t un[FLEET_REC_TYPES], st[FLEET_REC_TYPES];
-    fleet_ring_unacked(d->ring, un, st);
+    fleet_store_unacked(d->store, un, st);
     *out_unacked = un[0] + un[1];
     if (out_stalled) {
         *out_stalled = st[0] + st[1];

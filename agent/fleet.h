@@ -20,8 +20,18 @@
  * stamps different times and must not reuse (epoch, seq) pairs (DESIGN §4.8).
  * Each device runs its own agent_sim model and agent_windower, numbers its
  * windows and events gap-free from 1 (a power_on event is event 1), and
- * keeps every record in its resend ring until the collector's ack covers
+ * keeps every record in its record store until the collector's ack covers
  * it.
+ *
+ * Record store. What the device logic needs of a resend buffer (append,
+ * peek/take at a cursor, rewind, ack, queue floor, unacked and drop
+ * counts), with two implementations behind one table of operations:
+ *   memory (default)  the resend ring below;
+ *   disk (queue_dir)  the agent's crash-safe disk queue (dq.h), one per
+ *                     device in QUEUE_DIR/<device id>/queue/ (the agent's
+ *                     layout), bounded by the same buffer_bytes, overflow =
+ *                     the queue's drop-oldest.
+ * Both drop the oldest records when full and count them per type.
  *
  * Resend ring. A byte ring of fixed capacity holding records (type, seq,
  * encoded one-entry WindowBatch or EventBatch) in the order they were made.
@@ -30,6 +40,20 @@
  * been sent since the last rewind; rewind re-delivers every unacknowledged
  * record in order. When an append does not fit, the oldest records are
  * dropped and counted per type: memory never grows with the run's length.
+ *
+ * Restarts (disk store). A device whose directory holds a queue resumes it
+ * as the agent does (agent/state.c): seqs continue after the highest the
+ * queue knows, unacknowledged records go out first, and the epoch, which a
+ * new device derives from the seed and the run's start, is kept in
+ * QUEUE_DIR/<id>/sim.state and reused. That file also keeps the odometer and a
+ * time lease: before a record stamped at or after the lease is stored, the
+ * lease moves FLEET_TIME_LEASE_WINDOWS windows ahead, durably enough for a
+ * kill -9 (the page cache), and a restarted device's model starts at the
+ * lease (or where the last run ended cleanly), so no two windows of one
+ * epoch share a timestamp even though every run's virtual time starts in
+ * the past. Under sync "never" a power loss (not a kill -9) can take the
+ * newest records and the lease with them, and then seqs may be reused, as
+ * dq.h explains for the agent.
  *
  * Faults (agent_fault_parse syntax, RULE@DEVICE[:START[:LEN]]):
  *   signal faults (sim.h)  passed to the device's model
@@ -49,6 +73,7 @@
 #include "sim.h"
 
 #include <needlewatch/codec.h>
+#include <needlewatch/dq.h>
 #include <needlewatch/err.h>
 #include <needlewatch/msg.h>
 #include <needlewatch/topic.h>
@@ -65,6 +90,13 @@
 #define FLEET_RECORD_MAX 1024 /* encoded one-entry batch */
 #define FLEET_SERVICE_INTERVAL_S (500 * 3600)
 #define FLEET_MAX_PAST_MS (30LL * 24 * 3600 * 1000) /* collectors' default horizon */
+#define FLEET_QUEUE_DIR_MAX 3000
+#define FLEET_TIME_LEASE_WINDOWS 32
+/* Descriptors a disk store holds while the device runs: the queue
+ * directory (its flock), the segment being written and the segment being
+ * read. Opening, rolling a segment and writing dq.state or sim.state
+ * briefly take one more, one device at a time. */
+#define FLEET_DISK_FDS_PER_DEVICE 3
 
 /* ---- virtual clock ----------------------------------------------------- */
 
@@ -109,15 +141,18 @@ struct fleet_rec {
     size_t len;
 };
 
-struct fleet_ring_stats {
-    size_t cap;                          /* bytes */
-    size_t bytes;                        /* in use, headers included */
-    size_t records;                      /* held (unacked, and acked ones behind them) */
-    size_t unsent;                       /* after the cursor */
-    uint64_t last_seq[FLEET_REC_TYPES];  /* newest appended */
-    uint64_t acked_seq[FLEET_REC_TYPES]; /* highest acknowledged */
-    uint64_t acked[FLEET_REC_TYPES];     /* records removed by acks */
-    uint64_t dropped[FLEET_REC_TYPES];   /* unacked records removed by overflow */
+/* Statistics of a record store (ring or disk). */
+struct fleet_store_stats {
+    size_t cap;   /* bytes */
+    size_t bytes; /* in use, headers included (disk: segment files) */
+    /* ring: held (unacked, and acked ones behind them); disk: unacked
+     * (acked records waiting for their segment's deletion do not count) */
+    size_t records;
+    uint64_t last_seq[FLEET_REC_TYPES];      /* newest appended (disk: ever, across runs) */
+    uint64_t acked_seq[FLEET_REC_TYPES];     /* highest acknowledged */
+    uint64_t acked[FLEET_REC_TYPES];         /* records removed by acks, since open */
+    uint64_t dropped[FLEET_REC_TYPES];       /* unacked records lost to overflow, since open */
+    uint64_t dropped_total[FLEET_REC_TYPES]; /* the same over the queue's life (disk) */
 };
 
 struct fleet_ring;
@@ -166,7 +201,57 @@ uint64_t fleet_ring_floor(const struct fleet_ring *r, enum fleet_rec_type type);
 void fleet_ring_unacked(const struct fleet_ring *r, uint64_t out_unacked[FLEET_REC_TYPES],
                         uint64_t out_stalled[FLEET_REC_TYPES]);
 
-void fleet_ring_get_stats(const struct fleet_ring *r, struct fleet_ring_stats *out);
+void fleet_ring_get_stats(const struct fleet_ring *r, struct fleet_store_stats *out);
+
+/* ---- record store ------------------------------------------------------ */
+
+struct fleet_store;
+
+/* A memory store: a ring of cap_bytes (>= FLEET_RING_MIN), else NULL (as
+ * for no memory). Caller owns it. */
+struct fleet_store *fleet_store_memory_new(size_t cap_bytes);
+
+/*
+ * A disk store: the disk queue in dir (created if missing; its parent must
+ * exist), at most max_bytes (>= FLEET_RING_MIN) on disk in segments of
+ * max(4 KiB, max_bytes / 4), with the given fsync policy. Recovers what the
+ * queue holds (a torn tail after a crash is cut, dq.h) and counts its
+ * unacknowledged records; the cursor starts at the oldest. Errors as
+ * nw_dq_open() (NW_ERR_IO when another process holds the directory). Holds
+ * FLEET_DISK_FDS_PER_DEVICE descriptors. Caller owns *out.
+ */
+enum nw_err fleet_store_disk_open(const char *dir, size_t max_bytes, enum nw_dq_sync sync,
+                                  struct fleet_store **out, struct nw_error *out_err);
+
+/* Closes (a disk store syncs segments and acks, whatever the policy) and
+ * frees *p. NULL-safe; sets *p = NULL. */
+void fleet_store_destroy(struct fleet_store **p);
+
+/* Whether the store is a disk queue. */
+bool fleet_store_is_disk(const struct fleet_store *s);
+
+/*
+ * As the fleet_ring_* functions above, for either kind. Records handed out
+ * by fleet_store_peek() (data borrowed) stay valid until the next call on
+ * the store. A disk store's seqs must also be above what the queue held
+ * before a restart (last_seq); NW_ERR_TOO_BIG above FLEET_RECORD_MAX bytes;
+ * NW_ERR_IO when the disk fails (the record is not stored).
+ */
+enum nw_err fleet_store_append(struct fleet_store *s, enum fleet_rec_type type, uint64_t seq,
+                               const void *data, size_t len, struct nw_error *out_err);
+bool fleet_store_peek(struct fleet_store *s, struct fleet_rec *out);
+void fleet_store_take(struct fleet_store *s);
+void fleet_store_rewind(struct fleet_store *s);
+enum nw_err fleet_store_ack(struct fleet_store *s, enum fleet_rec_type type, uint64_t seq,
+                            struct nw_error *out_err);
+uint64_t fleet_store_floor(const struct fleet_store *s, enum fleet_rec_type type);
+void fleet_store_unacked(const struct fleet_store *s, uint64_t out_unacked[FLEET_REC_TYPES],
+                         uint64_t out_stalled[FLEET_REC_TYPES]);
+void fleet_store_get_stats(const struct fleet_store *s, struct fleet_store_stats *out);
+
+/* Time-driven upkeep (a disk queue's throttled ack writes): call every
+ * 100 ms or so. Errors are logged (once), not returned. */
+void fleet_store_tick(struct fleet_store *s);
 
 /* ---- fleet configuration, names, faults, inventory ----------------------- */
 
@@ -180,19 +265,25 @@ struct fleet_config {
     unsigned ndevices, nclinics;
     char id_prefix[FLEET_ID_PREFIX_MAX + 1];
     uint32_t window_ms;
-    size_t buffer_bytes; /* per-device resend ring */
+    size_t buffer_bytes; /* per-device record store */
+    /* Disk stores in queue_dir/<device id>/queue/ when not empty (the
+     * directory must exist); memory rings otherwise. */
+    char queue_dir[FLEET_QUEUE_DIR_MAX + 1];
+    enum nw_dq_sync queue_sync; /* default NW_DQ_SYNC_NEVER */
     char firmware[NW_VERSION_MAX + 1];
     size_t nfaults;
     struct fleet_fault faults[FLEET_FAULTS_MAX];
 };
 
-/* Defaults: seed 1, 10 devices, 3 clinics, "SIM-", 1000 ms, 16 KiB. */
+/* Defaults: seed 1, 10 devices, 3 clinics, "SIM-", 1000 ms, 16 KiB, in
+ * memory (queue sync "never" when a queue_dir is set). */
 void fleet_config_init(struct fleet_config *cfg);
 
 /*
  * Checks the fleet's shape: device and clinic counts, the id prefix (ids
- * must be valid device ids), window length and buffer size. NW_ERR_CONFIG
- * naming the flag (--devices, --clinics, --id-prefix, --window-ms, --buffer).
+ * must be valid device ids), window length, buffer size and queue dir
+ * length. NW_ERR_CONFIG naming the flag (--devices, --clinics, --id-prefix,
+ * --window-ms, --buffer, --queue-dir).
  */
 enum nw_err fleet_config_check(const struct fleet_config *cfg, struct nw_error *out_err);
 
@@ -225,6 +316,11 @@ void fleet_clinic_name(const struct fleet_config *cfg, unsigned clinic,
 /* "DG-3" for most devices, "DG-3X" for about one in five. Static string. */
 const char *fleet_model_of(const struct fleet_config *cfg, unsigned n);
 
+/* The models, as classes of device: index 0 .. FLEET_MODELS-1 and name. */
+#define FLEET_MODELS 2
+unsigned fleet_model_index(const struct fleet_config *cfg, unsigned n);
+const char *fleet_model_name(unsigned index);
+
 /*
  * Writes s as one CSV field (RFC 4180: quoted when it holds a comma, a
  * quote, a line break or leading/trailing space; quotes doubled) into out.
@@ -244,11 +340,35 @@ struct fleet_device;
 /*
  * Creates device n (1-based) of cfg (borrowed for the device's life), its
  * model starting at virtual time virt0_ms. run_salt (e.g. the wall start)
- * is mixed into the epoch. NULL when out of memory or n is out of range.
+ * is mixed into a new epoch. With cfg->queue_dir set, opens the device's
+ * disk store and resumes it (see "Restarts" at the top): epoch, seqs,
+ * odometer and the model's start (never before the time lease) come from
+ * what the directory holds. NW_ERR_INVAL for n out of range, NW_ERR_NOMEM,
+ * the disk store's errors, NW_ERR_CORRUPT for a damaged sim.state or a
+ * queue with records but no sim.state, NW_ERR_CONFIG when sim.state names
+ * another device. Caller owns *out.
  */
+enum nw_err fleet_device_open(const struct fleet_config *cfg, unsigned n, int64_t virt0_ms,
+                              uint64_t run_salt, struct fleet_device **out,
+                              struct nw_error *out_err);
+
+/* fleet_device_open() without the error: NULL on any failure. */
 struct fleet_device *fleet_device_new(const struct fleet_config *cfg, unsigned n, int64_t virt0_ms,
                                       uint64_t run_salt);
+
+/* Closes the store (a disk device first records where its time ended, so a
+ * restart continues without a gap) and frees *p. NULL-safe, sets *p = NULL. */
 void fleet_device_destroy(struct fleet_device **p);
+
+/* Whether the device resumed an earlier run's state (disk store only). */
+bool fleet_device_resumed(const struct fleet_device *d);
+
+/* Virtual time at which the device's model starts (virt0_ms, or later when
+ * it resumed past it). */
+int64_t fleet_device_start_ms(const struct fleet_device *d);
+
+/* Time-driven upkeep of the device's store: fleet_store_tick(). */
+void fleet_device_tick(struct fleet_device *d);
 
 const char *fleet_device_name(const struct fleet_device *d);
 unsigned fleet_device_index(const struct fleet_device *d); /* 1-based */
@@ -258,7 +378,7 @@ uint64_t fleet_device_epoch(const struct fleet_device *d);
  * Runs the device's model up to virtual time virt_now_ms, taking at most
  * max_items samples and events (a bound per call; the rest waits for the
  * next call). Windows and events are numbered, validated against
- * wall_now_ms with the codec's limits, encoded and appended to the ring.
+ * wall_now_ms with the codec's limits, encoded and appended to the store.
  * Returns the number of records made.
  */
 size_t fleet_device_advance(struct fleet_device *d, int64_t virt_now_ms, int64_t wall_now_ms,
@@ -334,7 +454,7 @@ struct fleet_device_stats {
 };
 void fleet_device_get_stats(const struct fleet_device *d, struct fleet_device_stats *out);
 
-/* fleet_ring_unacked() of the device's ring, summed over types. */
+/* fleet_store_unacked() of the device's store, summed over types. */
 void fleet_device_unacked(const struct fleet_device *d, uint64_t *out_unacked,
                           uint64_t *out_stalled);
 

@@ -2,9 +2,12 @@
  * sim_main.c - needlewatch-sim: many simulated needle machines in one
  * process, each with its own MQTT 5 connection, for demos, load and tests.
  *
- * The device logic (models, windows, seqs, faults, resend rings, virtual
+ * The device logic (models, windows, seqs, faults, record stores, virtual
  * clock) is fleet.c; this file is the shell: flags, the connections and one
- * poll loop over all their sockets.
+ * poll loop over all their sockets. With --queue-dir each device keeps its
+ * records in the agent's disk queue (fleet.h, "Restarts"), so a fleet
+ * killed with SIGKILL and started again with the same flags goes on where
+ * it was: same epochs, the next seqs, unacknowledged records first.
  *
  * The loop has two beats. Every tick (a quarter of a window's wall time,
  * 10-100 ms) each device runs its model up to the virtual now, applies its
@@ -17,12 +20,12 @@
  * loss follow nw_mqtt's jittered backoff.
  *
  * Phases: RUN for --duration (wall), then DRAIN: models stop, open windows
- * are flushed, offline devices come back, and the loop waits up to --drain
- * until every record is acknowledged (records stalled behind a seq hole,
- * which only a collector honouring queue_floor passes, are excused once
- * acks have been quiet for 3 s), then FINISH: each
- * device publishes its offline status, disconnects cleanly, and a summary
- * is printed.
+ * are flushed, offline devices come back, and the loop waits up to
+ * --drain-timeout until every record is acknowledged (or, when what is left
+ * waits behind a seq hole that only a collector honouring queue_floor
+ * passes, until acks have been quiet for 3 s), then FINISH: each device
+ * publishes its offline status, disconnects cleanly, and a summary is
+ * printed. The exit status is 0 only when nothing is left unacknowledged.
  */
 #include "fleet.h"
 #include "windower.h"
@@ -45,6 +48,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define PROG "needlewatch-sim"
@@ -53,8 +57,9 @@
 #define PUBLISH_PER_STEP 64 /* messages per device per pump */
 #define FINISH_WAIT_MS 3000 /* for the offline statuses' PUBACKs */
 #define STALL_GRACE_MS 3000 /* acks quiet this long: a hole is not being passed */
-#define FD_RESERVE 64       /* descriptors besides the devices' sockets */
+#define FD_RESERVE 64       /* descriptors besides the devices' own */
 #define FDS_PER_DEVICE 3    /* the MQTT socket + libmosquitto's socketpair */
+#define EXIT_UNACKED 3      /* records left unacknowledged after the drain */
 
 enum dev_state { DEV_IDLE, DEV_ON, DEV_OFFLINE };
 enum phase { PH_RUN, PH_DRAIN, PH_FINISH };
@@ -77,6 +82,7 @@ struct opts {
     int64_t duration_ms, drain_ms, ack_timeout_ms, heartbeat_ms, progress_ms;
     double rate;
     bool rate_set;
+    bool quiet;
     uint64_t max_inflight, batch_max, connect_rate;
     unsigned shard, nshards; /* this process runs devices n with (n - 1) % nshards == shard */
     const char *inventory_out;
@@ -114,8 +120,9 @@ static struct sim {
     struct totals prev;
     int64_t prev_ms;
     uint64_t final_unacked, final_stalled;
-    uint64_t run_messages; /* sent by the end of the run phase */
-    int64_t last_ack_mono; /* when an ack last arrived */
+    uint64_t final_class[FLEET_MODELS]; /* unacked per device model */
+    uint64_t run_messages;              /* sent by the end of the run phase */
+    int64_t last_ack_mono;              /* when an ack last arrived */
     double run_seconds;
 } g;
 
@@ -138,8 +145,9 @@ static void usage(FILE *out)
             "Runs N simulated SMP needle machines in one process. Each has its own machine\n"
             "model, windows, gap-free seqs and MQTT 5 connection (client id = device id),\n"
             "publishes telemetry, events and a retained status (last will: offline), keeps\n"
-            "every record in a bounded resend buffer until the collector's ack covers it,\n"
-            "and re-sends on reconnect and ack timeout.\n"
+            "every record in a bounded resend buffer (memory, or with --queue-dir the\n"
+            "agent's disk queue) until the collector's ack covers it, and re-sends on\n"
+            "reconnect and ack timeout.\n"
             "\n"
             "  -b, --broker URL        mqtt://HOST[:PORT] (default mqtt://127.0.0.1:1883)\n"
             "  -n, --devices N         devices, 1-100000 (default 10)\n"
@@ -169,13 +177,29 @@ static void usage(FILE *out)
             "      --inventory-out F   write the inventory CSV (device,clinic,model)\n"
             "      --buffer BYTES      resend buffer per device: 16K, 1M... (default 16K);\n"
             "                          when full the oldest records are dropped, counted\n"
+            "      --queue-dir DIR     keep each device's records in the agent's disk queue\n"
+            "                          in DIR/<device id>/queue/ instead of memory (DIR is\n"
+            "                          created if missing), bounded by --buffer (segments\n"
+            "                          of max(4K, buffer/4)); overflow drops the oldest\n"
+            "                          segment, counted. A run killed (even with SIGKILL)\n"
+            "                          and started again with the same DIR and --seed\n"
+            "                          resumes: same epochs (DIR/<id>/sim.state), seqs\n"
+            "                          after what the queue holds, unacked records first,\n"
+            "                          time after the last window. Costs %d more file\n"
+            "                          descriptors per device (directory lock, segment\n"
+            "                          writer and reader) and about 130 KiB of memory\n"
+            "                          per device (the queue's read buffer)\n"
+            "      --queue-sync P      fsync of the disk queue: never (default: a SIGKILL\n"
+            "                          loses nothing, a power loss may), interval, always\n"
             "      --ack-timeout D     re-send when acks stall this long (default 30s)\n"
             "      --max-inflight N    QoS 1 messages awaiting PUBACK per device (default 16)\n"
             "      --batch-max N       windows per message when catching up (default 256)\n"
             "      --heartbeat D       status heartbeat, wall time (default 30s)\n"
-            "      --drain D           wait for acks after the run, at most (default 10s)\n"
+            "      --drain-timeout D   wait for acks after the run, at most (default 10s);\n"
+            "                          --drain D is the same\n"
             "      --connect-rate N    new connections per second, at most (default 1000)\n"
-            "      --progress D        progress line period on stderr, 0 = off (default 5s)\n"
+            "      --progress D        progress line period on stderr, 0 = off (default 1s)\n"
+            "      --quiet             no progress lines (same as --progress 0)\n"
             "      --status FILE       also keep key=value totals in FILE (replaced)\n"
             "      --log-level L       debug, info, notice, warn, error (default info)\n"
             "      --shard I/K         run only devices n with (n-1) mod K = I (0 <= I < K):\n"
@@ -185,8 +209,17 @@ static void usage(FILE *out)
             "  -h, --help              this text\n"
             "  -V, --version           version\n"
             "\n"
-            "Exit status: 0 at the end of the run (after the drain; what stayed unacked is\n"
-            "reported), 1 on a runtime failure, 2 on bad usage.\n");
+            "Exit status:\n"
+            "  0  every record was acknowledged by the end of the drain\n"
+            "  1  runtime failure: out of memory, a --queue-dir that cannot be opened or\n"
+            "     is in use by another process\n"
+            "  2  bad usage, or more devices than the file descriptor limit allows (%d\n"
+            "     per device, %d with --queue-dir; raise ulimit -n or use --shard)\n"
+            "  3  records stayed unacknowledged after the drain: the summary line counts\n"
+            "     them per device model (class) in unacked_by_class=, and how many of\n"
+            "     them wait behind a seq hole (behind_gap=; a collector that honours\n"
+            "     queue_floor acknowledges past it, one that does not never will)\n",
+            FLEET_DISK_FDS_PER_DEVICE, FDS_PER_DEVICE, FDS_PER_DEVICE + FLEET_DISK_FDS_PER_DEVICE);
 }
 
 static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -264,6 +297,9 @@ enum {
     OPT_BATCH_MAX,
     OPT_HEARTBEAT,
     OPT_DRAIN,
+    OPT_QUEUE_DIR,
+    OPT_QUEUE_SYNC,
+    OPT_QUIET,
     OPT_CONNECT_RATE,
     OPT_PROGRESS,
     OPT_STATUS,
@@ -339,7 +375,29 @@ static int parse_one(struct opts *o, int c, const char *arg)
     case OPT_HEARTBEAT:
         return parse_dur("--heartbeat", arg, 1000, &o->heartbeat_ms);
     case OPT_DRAIN:
-        return parse_dur("--drain", arg, 0, &o->drain_ms);
+        return parse_dur("--drain-timeout", arg, 0, &o->drain_ms);
+    case OPT_QUEUE_DIR: {
+        size_t len = strlen(arg);
+        if (len == 0 || len >= FLEET_QUEUE_DIR_MAX) {
+            return bad("--queue-dir: empty or longer than %d bytes", FLEET_QUEUE_DIR_MAX - 1);
+        }
+        memcpy(o->fleet.queue_dir, arg, len + 1);
+        return 0;
+    }
+    case OPT_QUEUE_SYNC:
+        if (strcmp(arg, "never") == 0) {
+            o->fleet.queue_sync = NW_DQ_SYNC_NEVER;
+        } else if (strcmp(arg, "interval") == 0) {
+            o->fleet.queue_sync = NW_DQ_SYNC_INTERVAL;
+        } else if (strcmp(arg, "always") == 0) {
+            o->fleet.queue_sync = NW_DQ_SYNC_ALWAYS;
+        } else {
+            return bad("--queue-sync \"%s\": expected never, interval or always", arg);
+        }
+        return 0;
+    case OPT_QUIET:
+        o->quiet = true;
+        return 0;
     case OPT_CONNECT_RATE:
         return parse_u64("--connect-rate", arg, 1, 1000000, &o->connect_rate);
     case OPT_PROGRESS:
@@ -392,7 +450,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT},
         {"batch-max", required_argument, NULL, OPT_BATCH_MAX},
         {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
+        {"drain-timeout", required_argument, NULL, OPT_DRAIN},
         {"drain", required_argument, NULL, OPT_DRAIN},
+        {"queue-dir", required_argument, NULL, OPT_QUEUE_DIR},
+        {"queue-sync", required_argument, NULL, OPT_QUEUE_SYNC},
+        {"quiet", no_argument, NULL, OPT_QUIET},
         {"connect-rate", required_argument, NULL, OPT_CONNECT_RATE},
         {"progress", required_argument, NULL, OPT_PROGRESS},
         {"status", required_argument, NULL, OPT_STATUS},
@@ -408,7 +470,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
     o->drain_ms = 10000;
     o->ack_timeout_ms = 30000;
     o->heartbeat_ms = 30000;
-    o->progress_ms = 5000;
+    o->progress_ms = 1000;
     o->max_inflight = 16;
     o->batch_max = 256;
     o->connect_rate = 1000;
@@ -697,6 +759,7 @@ static void tick(int64_t now)
         if (g.phase == PH_RUN) {
             fleet_device_advance(sd->dev, virt, wall, g.codec, ITEMS_PER_TICK);
         }
+        fleet_device_tick(sd->dev);
         bool off = g.phase == PH_RUN && fleet_device_offline_at(sd->dev, virt);
         if (off && sd->state == DEV_ON) {
             go_offline(sd, virt);
@@ -752,6 +815,39 @@ static const char *phase_name(void)
     return names[g.phase];
 }
 
+/* "DG-3:0,DG-3X:12": what stayed unacked per device model. */
+static void format_classes(char *buf, size_t cap)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (unsigned c = 0; c < FLEET_MODELS && at < cap; c++) {
+        int n = snprintf(buf + at, cap - at, "%s%s:%" PRIu64, c ? "," : "", fleet_model_name(c),
+                         g.final_class[c]);
+        at += n > 0 ? (size_t)n : 0;
+    }
+}
+
+/* Up to five devices with records left, "SIM-0007:23 SIM-0011:2 ...". */
+static void format_devices(char *buf, size_t cap)
+{
+    size_t at = 0;
+    unsigned shown = 0;
+    buf[0] = '\0';
+    for (unsigned i = 0; i < g.ndev && at < cap; i++) {
+        uint64_t u = 0;
+        fleet_device_unacked(g.devs[i].dev, &u, NULL);
+        if (u && shown == 5) {
+            snprintf(buf + at, cap - at, " ...");
+            break;
+        }
+        if (u) {
+            int n = snprintf(buf + at, cap - at, "%s%s:%" PRIu64, shown++ ? " " : "",
+                             fleet_device_name(g.devs[i].dev), u);
+            at += n > 0 ? (size_t)n : 0;
+        }
+    }
+}
+
 static void write_status_file(const struct totals *t, bool final)
 {
     if (!g.o.status_file) {
@@ -779,8 +875,10 @@ static void write_status_file(const struct totals *t, bool final)
             t->events_acked, t->windows_dropped, t->events_dropped, t->skipped, t->queued,
             t->resends, g.connects, g.losses, g.connect_failures, t->rejected);
     if (final) {
-        fprintf(f, "unacked=%" PRIu64 "\nbehind_gap=%" PRIu64 "\n", g.final_unacked,
-                g.final_stalled);
+        char classes[128];
+        format_classes(classes, sizeof(classes));
+        fprintf(f, "unacked=%" PRIu64 "\nunacked_by_class=%s\nbehind_gap=%" PRIu64 "\n",
+                g.final_unacked, classes, g.final_stalled);
     }
     bool ok = fclose(f) == 0;
     if (!ok || rename(tmp, g.o.status_file) != 0) {
@@ -793,6 +891,7 @@ static double per_s(uint64_t now, uint64_t before, int64_t ms)
     return ms > 0 ? (double)(now - before) * 1000.0 / (double)ms : 0.0;
 }
 
+/* The progress line (unless --quiet), the loss warning and the status file. */
 static void progress(int64_t now)
 {
     struct totals t;
@@ -800,7 +899,7 @@ static void progress(int64_t now)
     int64_t ms = now - g.prev_ms;
     char vt[NW_CLOCK_RFC3339_SIZE];
     nw_clock_format_rfc3339(virtual_now(), vt);
-    nw_log(NW_LOG_INFO, "progress",
+    nw_log(g.o.progress_ms ? NW_LOG_INFO : NW_LOG_DEBUG, "progress",
            "%s: %u/%u connected, windows made %.0f/s sent %.0f/s acked %.0f/s, %.0f msgs/s, "
            "queued %" PRIu64 ", dropped %" PRIu64 ", virtual %s",
            phase_name(), t.connected, g.ndev, per_s(t.windows_made, g.prev.windows_made, ms),
@@ -817,16 +916,19 @@ static void progress(int64_t now)
     g.prev_ms = now;
 }
 
-/* Everything acknowledged that a collector can acknowledge. */
+/* Everything acknowledged that a collector can acknowledge; also counts
+ * what is left per device model into g.final_class. */
 static bool drained(uint64_t *out_unacked, uint64_t *out_stalled)
 {
     uint64_t unacked = 0, stalled = 0;
     bool all = g.started == g.ndev;
+    memset(g.final_class, 0, sizeof(g.final_class));
     for (unsigned i = 0; i < g.ndev; i++) {
         uint64_t u, s;
         fleet_device_unacked(g.devs[i].dev, &u, &s);
         unacked += u;
         stalled += s;
+        g.final_class[fleet_model_index(&g.o.fleet, fleet_device_index(g.devs[i].dev))] += u;
     }
     *out_unacked = unacked;
     *out_stalled = stalled;
@@ -835,12 +937,19 @@ static bool drained(uint64_t *out_unacked, uint64_t *out_stalled)
 
 /* ---- setup --------------------------------------------------------------- */
 
+/*
+ * libmosquitto 2.0 opens a socketpair per client (to wake its own loop)
+ * besides the connection: three descriptors per device; a disk store holds
+ * FLEET_DISK_FDS_PER_DEVICE more. Raises the soft limit to what is needed;
+ * when that is not allowed the flags ask for too much here: usage, exit 2,
+ * before anything is created or connected.
+ */
 static int raise_fd_limit(unsigned ndevices)
 {
     struct rlimit rl;
-    /* libmosquitto 2.0 opens a socketpair per client (to wake its own
-     * loop) besides the connection: three descriptors per device. */
-    rlim_t need = (rlim_t)ndevices * FDS_PER_DEVICE + FD_RESERVE;
+    bool disk = g.o.fleet.queue_dir[0] != '\0';
+    unsigned per = FDS_PER_DEVICE + (disk ? FLEET_DISK_FDS_PER_DEVICE : 0);
+    rlim_t need = (rlim_t)ndevices * per + FD_RESERVE;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
         return 0;
     }
@@ -849,12 +958,14 @@ static int raise_fd_limit(unsigned ndevices)
     }
     struct rlimit want = {.rlim_cur = need, .rlim_max = rl.rlim_max >= need ? rl.rlim_max : need};
     if (setrlimit(RLIMIT_NOFILE, &want) != 0) {
-        nw_log(NW_LOG_ERROR, "sim",
-               "%u devices need %llu file descriptors (3 each); the limit is %llu (hard "
-               "%llu) and cannot be raised: %s (raise it with ulimit -n, or run fewer devices)",
-               ndevices, (unsigned long long)need, (unsigned long long)rl.rlim_cur,
-               (unsigned long long)rl.rlim_max, strerror(errno));
-        return 1;
+        return bad("--devices %u%s: needs %llu file descriptors (%u per device%s), but the "
+                   "limit is %llu and cannot be raised (%s): raise ulimit -n, or run fewer "
+                   "devices per process (--shard)",
+                   ndevices, disk ? " with --queue-dir" : "", (unsigned long long)need, per,
+                   disk ? ": MQTT socket and socketpair, queue directory lock, segment writer "
+                          "and reader"
+                        : ": MQTT socket and socketpair",
+                   (unsigned long long)rl.rlim_cur, strerror(errno));
     }
     nw_log(NW_LOG_INFO, "sim", "file descriptor limit raised from %llu to %llu",
            (unsigned long long)rl.rlim_cur, (unsigned long long)need);
@@ -894,11 +1005,15 @@ static int setup(void)
     for (unsigned k = 1; k <= g.o.fleet.ndevices; k++) {
         g.ndev += (k - 1) % g.o.nshards == g.o.shard;
     }
-    int rc = write_inventory();
+    int rc = raise_fd_limit(g.ndev);
+    if (rc == 0) {
+        rc = write_inventory();
+    }
     if (rc != 0) {
         return rc;
     }
-    if (raise_fd_limit(g.ndev) != 0) {
+    if (g.o.fleet.queue_dir[0] && mkdir(g.o.fleet.queue_dir, 0700) != 0 && errno != EEXIST) {
+        nw_log(NW_LOG_ERROR, "sim", "--queue-dir %s: %s", g.o.fleet.queue_dir, strerror(errno));
         return 1;
     }
     struct nw_error err = {0};
@@ -917,19 +1032,36 @@ static int setup(void)
         nw_log(NW_LOG_ERROR, "sim", "out of memory");
         return 1;
     }
+    unsigned resumed = 0;
+    uint64_t resumed_unacked = 0;
     for (unsigned i = 0; i < n; i++) {
         unsigned num = g.o.shard + 1 + i * g.o.nshards;
-        g.devs[i].dev = fleet_device_new(&g.o.fleet, num, g.clock.virt0_ms, (uint64_t)wall);
-        if (!g.devs[i].dev) {
-            nw_log(NW_LOG_ERROR, "sim", "out of memory at device %u of %u", i + 1, n);
+        if (fleet_device_open(&g.o.fleet, num, g.clock.virt0_ms, (uint64_t)wall, &g.devs[i].dev,
+                              &err) != NW_OK) {
+            nw_log(NW_LOG_ERROR, "sim", "device %u of %u: %s", i + 1, n, err.msg);
             return 1;
         }
+        if (fleet_device_resumed(g.devs[i].dev)) {
+            uint64_t u = 0;
+            fleet_device_unacked(g.devs[i].dev, &u, NULL);
+            resumed++;
+            resumed_unacked += u;
+        }
+    }
+    if (g.o.fleet.queue_dir[0]) {
+        nw_log(NW_LOG_NOTICE, "sim",
+               "--queue-dir %s: %u devices resumed (epochs kept, %" PRIu64
+               " unacknowledged records to send first), %u new",
+               g.o.fleet.queue_dir, resumed, resumed_unacked, n - resumed);
     }
     double period = 1000.0 / g.o.rate; /* wall ms per window */
     g.tick_ms = (int64_t)(period / 4);
     g.tick_ms = g.tick_ms < 10 ? 10 : (g.tick_ms > 100 ? 100 : g.tick_ms);
     g.run_started_mono = g.prev_ms = g.last_token_ms = g.next_tick = mono;
-    g.next_progress = mono + (g.o.progress_ms ? g.o.progress_ms : INT64_MAX / 2);
+    if (g.o.quiet) {
+        g.o.progress_ms = 0;
+    }
+    g.next_progress = mono + (g.o.progress_ms ? g.o.progress_ms : 1000);
     char v0[NW_CLOCK_RFC3339_SIZE];
     nw_clock_format_rfc3339(g.clock.virt0_ms, v0);
     char shard[64] = "";
@@ -1041,29 +1173,30 @@ static void summary(void)
 {
     struct totals t;
     sum(&t);
+    char classes[128], devices[256];
+    format_classes(classes, sizeof(classes));
     double secs = (double)(nw_clock_mono_ms() - g.run_started_mono) / 1000.0;
     nw_log(NW_LOG_NOTICE, "summary",
            "devices=%u windows=%" PRIu64 " events=%" PRIu64 " windows_sent=%" PRIu64
            " events_sent=%" PRIu64 " messages=%" PRIu64 " windows_acked=%" PRIu64
-           " events_acked=%" PRIu64 " unacked=%" PRIu64 " behind_gap=%" PRIu64
+           " events_acked=%" PRIu64 " unacked=%" PRIu64 " unacked_by_class=%s behind_gap=%" PRIu64
            " windows_dropped=%" PRIu64 " events_dropped=%" PRIu64 " skipped=%" PRIu64
            " resends=%" PRIu64 " connects=%" PRIu64 " losses=%" PRIu64 " connect_failures=%" PRIu64
            " refused=%" PRIu64 " rejected=%" PRIu64 " seconds=%.1f run_msgs_per_s=%.0f",
            g.ndev, t.windows_made, t.events_made, t.windows_sent, t.events_sent, t.messages,
-           t.windows_acked, t.events_acked, g.final_unacked, g.final_stalled, t.windows_dropped,
-           t.events_dropped, t.skipped, t.resends, g.connects, g.losses, g.connect_failures,
-           g.refused, t.rejected, secs,
+           t.windows_acked, t.events_acked, g.final_unacked, classes, g.final_stalled,
+           t.windows_dropped, t.events_dropped, t.skipped, t.resends, g.connects, g.losses,
+           g.connect_failures, g.refused, t.rejected, secs,
            g.run_seconds > 0 ? (double)g.run_messages / g.run_seconds : 0.0);
-    if (g.final_unacked > g.final_stalled) {
+    if (g.final_unacked > 0) {
+        format_devices(devices, sizeof(devices));
         nw_log(NW_LOG_WARN, "summary",
-               "%" PRIu64 " records were still unacknowledged after the %" PRId64 " s drain",
-               g.final_unacked - g.final_stalled, g.o.drain_ms / 1000);
-    }
-    if (g.final_stalled) {
-        nw_log(NW_LOG_NOTICE, "summary",
-               "%" PRIu64 " records wait behind a seq hole (data_gap or overflow) that the "
-               "collector has not acknowledged past yet (queue_floor)",
-               g.final_stalled);
+               "%" PRIu64 " records stayed unacknowledged after the %.1f s drain (by device "
+               "model %s; devices %s), %" PRIu64
+               " of them behind a seq hole (data_gap or overflow) that the collector did not "
+               "acknowledge past (queue_floor): exit status %d",
+               g.final_unacked, (double)g.o.drain_ms / 1000.0, classes, devices, g.final_stalled,
+               EXIT_UNACKED);
     }
     write_status_file(&t, true);
 }
@@ -1092,7 +1225,7 @@ static void run(void)
         }
         if (now >= g.next_progress) {
             progress(now);
-            g.next_progress = now + g.o.progress_ms;
+            g.next_progress = now + (g.o.progress_ms ? g.o.progress_ms : 1000);
         }
         wait_io(nw_clock_mono_ms(), g.next_tick);
     }
@@ -1115,6 +1248,7 @@ int main(int argc, char **argv)
         drained(&g.final_unacked, &g.final_stalled);
         finish();
         summary();
+        rc = g.final_unacked > 0 ? EXIT_UNACKED : 0;
     }
     teardown();
     return rc;

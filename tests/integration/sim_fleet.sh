@@ -7,14 +7,23 @@
 #      hole but the one data_gap hole, no timestamp lies in the future and
 #      virtual time started in the past, the rate fault shows, the offline
 #      device's will was published, the inventory parses with python's csv
-#      module and lacks only the unknown device, the sim exits 0 with
-#      everything acked (but what waits behind the data_gap hole, which
-#      ack_echo does not pass: it ignores queue_floor);
+#      module and lacks only the unknown device, everything is acked but
+#      what waits behind the data_gap hole (ack_echo ignores queue_floor),
+#      so the sim exits 3 and counts those records on SIM-0007's model;
 #   2. the broker is stopped and restarted under a running fleet, and the
 #      "collector" drops its first messages after PUBACK: afterwards every
-#      window of every device is there, nothing dropped, all acked.
-#   3. two processes run one fleet with --shard.
-# Part 0 checks bad usage (exit 2, one line naming the flag).
+#      window of every device is there, nothing dropped, all acked, exit 0.
+#   3. two processes run one fleet with --shard (exit 3 for the shard with
+#      the data_gap device, 0 for the other).
+#   4. --queue-dir: the broker stops (records pile up unacked on disk), the
+#      sim is killed with SIGKILL, the broker comes back and the sim starts
+#      again with the same flags: every device keeps its epoch, its seqs go
+#      on after what its queue held, nothing is lost (every seq, no hole),
+#      no seq is used twice, time never goes back, exit 0.
+# Part 0 checks bad usage (exit 2, one line naming the flag), including a
+# file descriptor limit too low for --devices (with or without --queue-dir).
+# Every window check also requires, per device, start times that rise with
+# the seq.
 # Usage: sim_fleet.sh NEEDLEWATCH_SIM ACK_ECHO
 set -euo pipefail
 sim=${1:?usage: sim_fleet.sh NEEDLEWATCH_SIM ACK_ECHO}
@@ -46,6 +55,8 @@ t_begin, t_end, span = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 seen = {"W": {}, "E": {}}
 epochs = {}
 for line in open(out):
+    if line[0] not in "WE":
+        continue  # S: a status ack_echo saw
     kind, dev, epoch, seq, t, extra = line.split()
     prev = seen[kind].setdefault(dev, {}).get(int(seq))
     if prev is not None and prev != (t, extra):
@@ -68,7 +79,11 @@ for dev in devices:
         sys.exit(f"FAIL: {dev}: event seqs {sorted(e)[:10]}")
     if len(epochs[dev]) != 1:
         sys.exit(f"FAIL: {dev}: {len(epochs[dev])} epochs")
-    starts += [int(v[0]) for v in w.values()]
+    times = [int(w[s][0]) for s in sorted(w)]
+    back = [(a, b) for a, b in zip(times, times[1:]) if b <= a]
+    if back:
+        sys.exit(f"FAIL: {dev}: window time does not rise with seq: {back[:3]}")
+    starts += times
 if max(starts) > t_end:
     sys.exit(f"FAIL: a window starts {max(starts) - t_end} ms in the future")
 if min(starts) < t_begin - span - 2000 or min(starts) > t_begin - span + 5000:
@@ -105,16 +120,33 @@ usage_fails --buffer --buffer 12X
 usage_fails --broker --broker http://x
 usage_fails --bogus --bogus
 usage_fails --shard --shard 2/2
-# 3 descriptors per device (libmosquitto's socketpair): a limit it cannot
-# raise is reported, naming the need, before anything connects.
-rc=0
-out=$(ulimit -n 1000 && "$sim" --devices 1000 --broker mqtt://127.0.0.1:1 2>&1) || rc=$?
-if ((rc != 1)) || [[ "$out" != *"need 3064 file descriptors"* ]]; then
-  echo "FAIL: fd limit: exit $rc, $out"; exit 1
-fi
-"$sim" --help | grep -q -- "--fault RULE@DEVICE" || { echo "FAIL: --help"; exit 1; }
+usage_fails --queue-sync --queue-sync sometimes
+usage_fails --drain-timeout --drain-timeout soon
+usage_fails --drain-timeout --drain soon
+# 3 descriptors per device (libmosquitto's socketpair), 6 with --queue-dir
+# (queue directory lock, segment writer, segment reader): a limit that
+# cannot be raised far enough is bad usage, refused in one line naming the
+# need before anything is created or connected.
+(
+  ulimit -n 1000
+  usage_fails "needs 3064 file descriptors" --devices 1000 --broker mqtt://127.0.0.1:1
+  usage_fails "needs 1264 file descriptors" --devices 200 --queue-dir "$W/q0" \
+    --broker mqtt://127.0.0.1:1
+  [[ ! -e "$W/q0" ]] || { echo "FAIL: a refused --queue-dir was created"; exit 1; }
+  # the same 200 devices fit in memory: they run (nothing to connect to, so
+  # nothing is acked: exit 3)
+  rc=0
+  "$sim" --devices 200 --broker mqtt://127.0.0.1:1 --duration 1 --drain-timeout 0 --quiet \
+    >"$W/fd200.log" 2>&1 || rc=$?
+  ((rc == 3)) || { cat "$W/fd200.log"; echo "FAIL: 200 devices in memory: exit $rc"; exit 1; }
+) || exit 1
+help=$("$sim" --help) # whole, then searched: grep -q on a pipe could SIGPIPE the sim
+grep -q -- "--fault RULE@DEVICE" <<<"$help" || { echo "FAIL: --help"; exit 1; }
+grep -q -- "--queue-dir DIR" <<<"$help" || { echo "FAIL: --help --queue-dir"; exit 1; }
+grep -q "^  3  records stayed unacknowledged" <<<"$help" || { echo "FAIL: --help exit 3"; exit 1; }
 "$sim" --version | grep -q "^needlewatch-sim " || { echo "FAIL: --version"; exit 1; }
-echo "ok: bad usage exits 2 naming the flag; an fd limit too low exits 1; --help, --version"
+echo "ok: bad usage and an fd limit too low (3064 in memory, 1264 with --queue-dir) exit 2" \
+  "naming the flag; --help, --version"
 
 echo "== 1. 20 devices, 3 clinics, x20 for 8 s, with faults"
 "$echo_bin" "$NW_MQTT_URL" "$W/acks1.txt" & echo_pid=$!; bg_pids+=("$echo_pid")
@@ -122,13 +154,16 @@ mosquitto_sub -h 127.0.0.1 -p "$NW_MQTT_PORT" -V mqttv5 -t 'needlewatch/v1/+/sta
   -F '%t %x' >"$W/status1.txt" 2>/dev/null & sub_pid=$!; bg_pids+=("$sub_pid")
 sleep 0.5
 t_begin=$(date +%s%3N)
-if ! timeout 60 "$sim" --broker "$NW_MQTT_URL" --devices 20 --clinics 3 --window-ms 1000 \
-     --rate 20 --duration 8 --seed 7 --drain 15 --progress 2s \
-     --fault needle_rate_out_of_spec@SIM-0004:30s:60s --fault data_gap@SIM-0007:40s \
-     --fault device_offline@SIM-0011:50s:20s --fault unknown_device@SIM-0015 \
-     --fault maintenance_due@SIM-0002 \
-     --inventory-out "$W/inventory.csv" --status "$W/status.txt" >"$W/sim1.log" 2>&1; then
-  cat "$W/sim1.log"; echo "FAIL: the sim did not exit 0"; exit 1
+# --drain: the old name of --drain-timeout
+rc=0
+timeout 60 "$sim" --broker "$NW_MQTT_URL" --devices 20 --clinics 3 --window-ms 1000 \
+  --rate 20 --duration 8 --seed 7 --drain 15 --progress 2s \
+  --fault needle_rate_out_of_spec@SIM-0004:30s:60s --fault data_gap@SIM-0007:40s \
+  --fault device_offline@SIM-0011:50s:20s --fault unknown_device@SIM-0015 \
+  --fault maintenance_due@SIM-0002 \
+  --inventory-out "$W/inventory.csv" --status "$W/status.txt" >"$W/sim1.log" 2>&1 || rc=$?
+if ((rc != 3)); then
+  cat "$W/sim1.log"; echo "FAIL: the sim exited $rc, expected 3 (SIM-0007's hole)"; exit 1
 fi
 t_end=$(date +%s%3N)
 sleep 0.5
@@ -140,15 +175,27 @@ for f in windows_dropped events_dropped rejected; do
   [[ "$(summary $f)" == 0 ]] || { echo "FAIL: $f = $(summary $f)"; exit 1; }
 done
 [[ "$(summary windows_skipped)" == 1 ]] || { echo "FAIL: windows_skipped != 1"; exit 1; }
-[[ "$(summary unacked)" == "$(summary behind_gap)" ]] ||
-  { echo "FAIL: $(summary unacked) unacked, only $(summary behind_gap) behind the gap"; exit 1; }
-grep -q "notice summary: devices=20 " "$W/sim1.log" || { echo "FAIL: no summary line"; exit 1; }
-echo "ok: exit 0, nothing dropped, all acked but the $(summary behind_gap) behind the data_gap hole"
+[[ "$(summary unacked)" == "$(summary behind_gap)" && "$(summary unacked)" -gt 0 ]] ||
+  { echo "FAIL: $(summary unacked) unacked, $(summary behind_gap) behind the gap"; exit 1; }
+# the records left are SIM-0007's: all in its model's class
+model7=$(sed -n 's/^SIM-0007,.*,\(DG-3X\?\)$/\1/p' "$W/inventory.csv")
+want="DG-3:0,DG-3X:$(summary unacked)"
+[[ $model7 == DG-3 ]] && want="DG-3:$(summary unacked),DG-3X:0"
+[[ "$(summary unacked_by_class)" == "$want" ]] ||
+  { echo "FAIL: unacked_by_class=$(summary unacked_by_class), expected $want"; exit 1; }
+grep -q "notice summary: devices=20 .* unacked_by_class=$want " "$W/sim1.log" ||
+  { echo "FAIL: no summary line with unacked_by_class=$want"; exit 1; }
+grep -q "warn summary: $(summary unacked) records stayed unacknowledged .*SIM-0007:" \
+  "$W/sim1.log" || { echo "FAIL: no warning naming SIM-0007"; exit 1; }
+echo "ok: exit 3, nothing dropped, all acked but the $(summary behind_gap) behind the data_gap" \
+  "hole, all on SIM-0007 ($model7): unacked_by_class=$want"
 
 python3 - "$W/acks1.txt" <<'PY'
 import sys
 peak = {}
 for line in open(sys.argv[1]):
+    if line[0] != "W":
+        continue
     kind, dev, _, _, _, extra = line.split()
     if kind == "W":
         peak[dev] = max(peak.get(dev, 0), int(extra))
@@ -241,7 +288,7 @@ echo "== 2. the broker restarts under a running fleet"
 sleep 0.3
 t_begin=$(date +%s%3N)
 "$sim" --broker "$NW_MQTT_URL" --devices 10 --clinics 2 --window-ms 500 --rate 10 \
-  --duration 14 --seed 11 --ack-timeout 2s --drain 40 --progress 2s \
+  --duration 14 --seed 11 --ack-timeout 2s --drain-timeout 40 --progress 2s \
   --status "$W/status.txt" >"$W/sim2.log" 2>&1 & sim_pid=$!; bg_pids+=("$sim_pid")
 sleep 4
 nw_stop mosquitto
@@ -271,12 +318,20 @@ t_begin=$(date +%s%3N)
 shard_pids=()
 for i in 0 1; do
   "$sim" --broker "$NW_MQTT_URL" --devices 7 --rate 10 --duration 4 --seed 3 --shard "$i/2" \
-    --fault data_gap@SIM-0005:10s --inventory-out "$W/inv3.csv" --progress 0 \
+    --fault data_gap@SIM-0005:10s --inventory-out "$W/inv3.csv" --quiet \
     --status "$W/status3-$i.txt" >"$W/sim3-$i.log" 2>&1 & shard_pids+=("$!")
 done
-for p in "${shard_pids[@]}"; do
-  wait "$p" || { cat "$W"/sim3-*.log; echo "FAIL: a shard exited non-zero"; exit 1; }
+# SIM-0005 (shard 0) waits behind its hole: 3; shard 1 has everything acked: 0
+want=(3 0)
+for i in 0 1; do
+  rc=0
+  wait "${shard_pids[$i]}" || rc=$?
+  ((rc == want[i])) ||
+    { cat "$W"/sim3-*.log; echo "FAIL: shard $i exited $rc, expected ${want[$i]}"; exit 1; }
 done
+if grep -q "info progress:" "$W"/sim3-*.log; then
+  echo "FAIL: --quiet printed progress"; exit 1
+fi
 t_end=$(date +%s%3N)
 stop_bg "$echo_pid"; bg_pids=()
 check_windows "$W/acks3.txt" 7 SIM-0005 30 "$t_begin" "$t_end" 36000
@@ -285,5 +340,64 @@ if ! grep -q "notice summary: devices=4 " "$W/sim3-0.log" ||
   echo "FAIL: shards 0/2 and 1/2 should run 4 and 3 devices"; exit 1
 fi
 [[ $(wc -l <"$W/inv3.csv") == 8 ]] || { echo "FAIL: the shared inventory"; exit 1; }
-echo "ok: 2 shards ran 4 + 3 devices of one fleet, one inventory"
-echo "3 passed, 0 failed"
+echo "ok: 2 shards ran 4 + 3 devices of one fleet, one inventory; exit 3 and 0"
+
+echo "== 4. --queue-dir: SIGKILL mid-run, restarted with the same dir and seed"
+"$echo_bin" "$NW_MQTT_URL" "$W/acks4.txt" & echo_pid=$!; bg_pids+=("$echo_pid")
+sleep 0.3
+args=(--broker "$NW_MQTT_URL" --devices 6 --clinics 2 --window-ms 1000 --rate 20 --duration 8
+      --seed 21 --queue-dir "$W/q4" --ack-timeout 2s --drain-timeout 30)
+t_begin=$(date +%s%3N)
+"$sim" "${args[@]}" --status "$W/status4a.txt" >"$W/sim4a.log" 2>&1 & sim_pid=$!
+bg_pids+=("$sim_pid")
+sleep 2.5
+nw_stop mosquitto # no acks from here on: records pile up unacked in the queues
+sleep 1.5
+kill -KILL "$sim_pid"
+rc=0
+wait "$sim_pid" 2>/dev/null || rc=$?
+((rc == 137)) || { cat "$W/sim4a.log"; echo "FAIL: the first run ended before SIGKILL ($rc)"; exit 1; }
+echo "sim killed with SIGKILL"
+_nw_start mosquitto "$W/mosquitto/mosquitto.log" _nw_tcp_open "$NW_MQTT_PORT" -- \
+  mosquitto -c "$NW_MQTT_CONF" || { echo "FAIL: broker restart"; exit 1; }
+rc=0
+timeout 60 "$sim" "${args[@]}" --quiet --status "$W/status.txt" >"$W/sim4b.log" 2>&1 || rc=$?
+t_end=$(date +%s%3N)
+sleep 0.5
+stop_bg "$echo_pid"; bg_pids=()
+cat "$W/sim4b.log"
+((rc == 0)) || { echo "FAIL: the restarted sim exited $rc"; exit 1; }
+resumed=$(sed -n 's/.*: 6 devices resumed (epochs kept, \([0-9]*\) unacknowledged.*/\1/p' \
+  "$W/sim4b.log")
+[[ -n "$resumed" && "$resumed" -gt 0 ]] ||
+  { echo "FAIL: the restart did not resume 6 devices with unacked records"; exit 1; }
+check_windows "$W/acks4.txt" 6 none 100 "$t_begin" "$t_end" 152000
+for f in windows_dropped events_dropped unacked behind_gap rejected; do
+  [[ "$(summary $f)" == 0 ]] || { echo "FAIL: $f = $(summary $f)"; exit 1; }
+done
+python3 - "$W/acks4.txt" "$W/q4" <<'PY'
+import os, sys
+acks, qdir = sys.argv[1], sys.argv[2]
+power, epochs = {}, {}
+for line in open(acks):
+    f = line.split()
+    if f[0] == "E" and f[5] == "power_on":
+        power.setdefault(f[1], set()).add(int(f[3]))
+    if f[0] in "WE":
+        epochs.setdefault(f[1], set()).add(int(f[2]))
+for n in range(1, 7):
+    dev = f"SIM-{n:04d}"
+    # run 1 powered on as event 1; run 2 powered on again, numbered after run 1's events
+    if len(power.get(dev, ())) != 2 or min(power[dev]) != 1:
+        sys.exit(f"FAIL: {dev}: power_on events at seqs {sorted(power.get(dev, ()))}")
+    state = dict(l.strip().split("=", 1) for l in open(f"{qdir}/{dev}/sim.state") if "=" in l)
+    if epochs[dev] != {int(state["epoch"], 16)}:
+        sys.exit(f"FAIL: {dev}: epochs {epochs[dev]} on the wire, {state['epoch']} in sim.state")
+    if not os.path.isdir(f"{qdir}/{dev}/queue"):
+        sys.exit(f"FAIL: {dev}: no queue directory")
+print("ok: every device kept its epoch (sim.state) and powered on twice, the second "
+      "power_on numbered after the first run's events")
+PY
+echo "ok: $resumed unacked records survived SIGKILL in the disk queues and went out after the" \
+  "restart; seqs went on, no hole, none reused, time never went back, all acked, exit 0"
+echo "4 passed, 0 failed"

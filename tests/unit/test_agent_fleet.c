@@ -1,5 +1,7 @@
-/* Unit tests of agent/fleet.c: the resend ring, the virtual clock, fault
- * specs, names and inventory, and one device end to end without a broker. */
+/* Unit tests of agent/fleet.c: the resend ring and the disk store behind the
+ * same interface, the virtual clock, fault specs, names and inventory, and
+ * one device end to end without a broker, in memory and on disk (restarts
+ * included). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -7,11 +9,16 @@
 
 #include "fleet.h"
 
+#include <needlewatch/log.h>
 #include <needlewatch/validate.h>
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define T0 1795000000000LL
 
@@ -75,10 +82,9 @@ static void ring_appends_and_hands_out_in_order(void **state)
     }
     expect(r, FLEET_REC_EVENT, 2);
     assert_false(fleet_ring_peek(r, &rec));
-    struct fleet_ring_stats st;
+    struct fleet_store_stats st;
     fleet_ring_get_stats(r, &st);
     assert_int_equal(st.records, 7);
-    assert_int_equal(st.unsent, 0);
     assert_int_equal(st.last_seq[FLEET_REC_WINDOW], 5);
     assert_int_equal(st.last_seq[FLEET_REC_EVENT], 2);
     /* seqs only go up; a record larger than the ring never fits */
@@ -102,7 +108,7 @@ static void ring_acks_trim_and_skip(void **state)
         put(r, FLEET_REC_WINDOW, s, 80);
     }
     put(r, FLEET_REC_EVENT, 2, 30);
-    struct fleet_ring_stats st;
+    struct fleet_store_stats st;
     /* windows acked, but event 1 (older) is not: nothing can leave yet */
     assert_int_equal(fleet_ring_ack(r, FLEET_REC_WINDOW, 3, NULL), NW_OK);
     fleet_ring_get_stats(r, &st);
@@ -180,7 +186,7 @@ static void ring_overflow_drops_oldest_and_counts_exactly(void **state)
             }
         }
     }
-    struct fleet_ring_stats st;
+    struct fleet_store_stats st;
     fleet_ring_get_stats(r, &st);
     assert_true(st.bytes <= st.cap);
     assert_int_equal(st.records + st.dropped[FLEET_REC_WINDOW], 1000);
@@ -225,7 +231,7 @@ static void ring_random_against_model(void **state)
         } else if (op < 83) {
             fleet_ring_rewind(r);
         } else {
-            struct fleet_ring_stats st;
+            struct fleet_store_stats st;
             fleet_ring_get_stats(r, &st);
             uint64_t upto = st.acked_seq[t] + (rng >> 45) % 8;
             if (upto > next[t] - 1) {
@@ -234,7 +240,7 @@ static void ring_random_against_model(void **state)
             assert_int_equal(fleet_ring_ack(r, t, upto, NULL), NW_OK);
         }
         if (step % 1000 == 999) {
-            struct fleet_ring_stats st;
+            struct fleet_store_stats st;
             fleet_ring_get_stats(r, &st);
             assert_true(st.bytes <= st.cap);
             uint64_t held[2] = {0, 0}, unacked[2], stalled[2];
@@ -299,6 +305,478 @@ static void ring_floor_and_stall(void **state)
     assert_int_equal(un[0] + un[1] + st[0] + st[1], 0);
     assert_int_equal(fleet_ring_floor(r, FLEET_REC_WINDOW), 0);
     fleet_ring_destroy(&r);
+}
+
+/* ---- record store: the same properties on disk ----------------------------- */
+
+/* A scratch directory per test, removed with everything in it. */
+static char *scratch(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s/nw-fleet-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    assert_non_null(mkdtemp(buf));
+    char *dir = strdup(buf);
+    assert_non_null(dir);
+    return dir;
+}
+
+static void rm_tree(const char *path)
+{
+    DIR *dp = opendir(path);
+    if (dp) {
+        for (struct dirent *e = readdir(dp); e; e = readdir(dp)) {
+            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+                char child[1024];
+                snprintf(child, sizeof(child), "%s/%s", path, e->d_name);
+                rm_tree(child);
+            }
+        }
+        closedir(dp);
+        assert_int_equal(rmdir(path), 0);
+    } else {
+        assert_int_equal(unlink(path), 0);
+    }
+}
+
+static void scratch_remove(char **dir)
+{
+    rm_tree(*dir);
+    free(*dir);
+    *dir = NULL;
+}
+
+/* A disk store in DIR/q of cap bytes. */
+static struct fleet_store *disk(const char *dir, size_t cap)
+{
+    char q[600];
+    snprintf(q, sizeof(q), "%s/q", dir);
+    struct fleet_store *s = NULL;
+    struct nw_error err = {0};
+    enum nw_err rc = fleet_store_disk_open(q, cap, NW_DQ_SYNC_NEVER, &s, &err);
+    if (rc != NW_OK) {
+        fail_msg("disk store: %s", err.msg);
+    }
+    assert_true(fleet_store_is_disk(s));
+    return s;
+}
+
+static void sput(struct fleet_store *s, enum fleet_rec_type type, uint64_t seq, size_t len)
+{
+    uint8_t buf[FLEET_RECORD_MAX];
+    fill(buf, len, type, seq);
+    assert_int_equal(fleet_store_append(s, type, seq, buf, len, NULL), NW_OK);
+}
+
+static void sexpect(struct fleet_store *s, enum fleet_rec_type type, uint64_t seq)
+{
+    struct fleet_rec rec;
+    assert_true(fleet_store_peek(s, &rec));
+    assert_int_equal(rec.type, type);
+    assert_int_equal(rec.seq, seq);
+    assert_true(intact(&rec));
+    fleet_store_take(s);
+}
+
+static void disk_appends_and_hands_out_in_order(void **state)
+{
+    (void)state;
+    char *dir = scratch();
+    struct fleet_store *s = disk(dir, 8192);
+    struct fleet_rec rec;
+    assert_false(fleet_store_peek(s, &rec));
+    sput(s, FLEET_REC_EVENT, 1, 40);
+    for (uint64_t k = 1; k <= 5; k++) {
+        sput(s, FLEET_REC_WINDOW, k, 100 + k);
+    }
+    sput(s, FLEET_REC_EVENT, 2, 0); /* empty payloads are records too */
+    /* peek does not move: the same record until it is taken */
+    assert_true(fleet_store_peek(s, &rec));
+    assert_true(fleet_store_peek(s, &rec));
+    assert_int_equal(rec.seq, 1);
+    sexpect(s, FLEET_REC_EVENT, 1);
+    for (uint64_t k = 1; k <= 5; k++) {
+        sexpect(s, FLEET_REC_WINDOW, k);
+    }
+    sexpect(s, FLEET_REC_EVENT, 2);
+    assert_false(fleet_store_peek(s, &rec));
+    struct fleet_store_stats st;
+    fleet_store_get_stats(s, &st);
+    assert_int_equal(st.records, 7);
+    assert_int_equal(st.cap, 8192);
+    assert_true(st.bytes > 0 && st.bytes <= 8192);
+    assert_int_equal(st.last_seq[FLEET_REC_WINDOW], 5);
+    assert_int_equal(st.last_seq[FLEET_REC_EVENT], 2);
+    /* seqs only go up; records above FLEET_RECORD_MAX never fit */
+    uint8_t big[FLEET_RECORD_MAX + 1] = {0};
+    assert_int_equal(fleet_store_append(s, FLEET_REC_WINDOW, 5, big, 10, NULL), NW_ERR_INVAL);
+    assert_int_equal(fleet_store_append(s, FLEET_REC_WINDOW, 9, big, sizeof(big), NULL),
+                     NW_ERR_TOO_BIG);
+    assert_int_equal(fleet_store_append(s, 7, 9, big, 1, NULL), NW_ERR_INVAL);
+    fleet_store_get_stats(s, &st);
+    assert_int_equal(st.records, 7);
+    /* appends after the cursor reached the end come next */
+    sput(s, FLEET_REC_WINDOW, 6, 10);
+    sexpect(s, FLEET_REC_WINDOW, 6);
+    fleet_store_destroy(&s);
+    assert_null(s);
+    fleet_store_destroy(&s); /* NULL-safe */
+    scratch_remove(&dir);
+}
+
+static void disk_acks_trim_and_skip(void **state)
+{
+    (void)state;
+    char *dir = scratch();
+    struct fleet_store *s = disk(dir, 8192);
+    sput(s, FLEET_REC_EVENT, 1, 30);
+    for (uint64_t k = 1; k <= 4; k++) {
+        sput(s, FLEET_REC_WINDOW, k, 80);
+    }
+    sput(s, FLEET_REC_EVENT, 2, 30);
+    struct fleet_store_stats st;
+    /* on disk an ack counts at once, even behind an older unacked record */
+    assert_int_equal(fleet_store_ack(s, FLEET_REC_WINDOW, 3, NULL), NW_OK);
+    fleet_store_get_stats(s, &st);
+    assert_int_equal(st.records, 3); /* event 1, window 4, event 2 */
+    assert_int_equal(st.acked_seq[FLEET_REC_WINDOW], 3);
+    assert_int_equal(st.acked[FLEET_REC_WINDOW], 3);
+    /* acked records are never handed out again */
+    sexpect(s, FLEET_REC_EVENT, 1);
+    sexpect(s, FLEET_REC_WINDOW, 4);
+    sexpect(s, FLEET_REC_EVENT, 2);
+    fleet_store_rewind(s);
+    sexpect(s, FLEET_REC_EVENT, 1);
+    /* an ack of the peeked record: the look-ahead is not handed out */
+    struct fleet_rec rec;
+    assert_true(fleet_store_peek(s, &rec));
+    assert_int_equal(rec.seq, 4);
+    assert_int_equal(fleet_store_ack(s, FLEET_REC_WINDOW, 4, NULL), NW_OK);
+    sexpect(s, FLEET_REC_EVENT, 2);
+    assert_int_equal(fleet_store_ack(s, FLEET_REC_EVENT, 1, NULL), NW_OK);
+    fleet_store_get_stats(s, &st);
+    assert_int_equal(st.records, 1);
+    assert_int_equal(st.acked[FLEET_REC_WINDOW], 4);
+    assert_int_equal(st.acked[FLEET_REC_EVENT], 1);
+    /* an old ack changes nothing, one beyond what was made is refused */
+    assert_int_equal(fleet_store_ack(s, FLEET_REC_WINDOW, 2, NULL), NW_OK);
+    struct nw_error err = {0};
+    assert_int_equal(fleet_store_ack(s, FLEET_REC_WINDOW, 5, &err), NW_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "beyond"));
+    assert_int_equal(fleet_store_ack(s, 9, 1, NULL), NW_ERR_INVAL);
+    fleet_store_get_stats(s, &st);
+    assert_int_equal(st.acked_seq[FLEET_REC_WINDOW], 4);
+    assert_int_equal(fleet_store_ack(s, FLEET_REC_EVENT, 2, NULL), NW_OK);
+    fleet_store_get_stats(s, &st);
+    assert_int_equal(st.records, 0);
+    assert_int_equal(st.dropped[FLEET_REC_WINDOW] + st.dropped[FLEET_REC_EVENT], 0);
+    fleet_store_rewind(s);
+    assert_false(fleet_store_peek(s, &rec));
+    fleet_store_destroy(&s);
+    scratch_remove(&dir);
+}
+
+static void disk_rewind_redelivers_in_order(void **state)
+{
+    (void)state;
+    char *dir = scratch();
+    struct fleet_store *s = disk(dir, FLEET_RING_MIN);
+    for (uint64_t k = 1; k <= 10; k++) {
+        sput(s, FLEET_REC_WINDOW, k, 150);
+    }
+    for (uint64_t k = 1; k <= 6; k++) {
+        sexpect(s, FLEET_REC_WINDOW, k);
+    }
+    assert_int_equal(fleet_store_ack(s, FLEET_REC_WINDOW, 2, NULL), NW_OK);
+    fleet_store_rewind(s);
+    for (uint64_t k = 3; k <= 10; k++) {
+        sexpect(s, FLEET_REC_WINDOW, k);
+    }
+    /* new records after a rewind follow the old ones */
+    fleet_store_rewind(s);
+    sexpect(s, FLEET_REC_WINDOW, 3);
+    sput(s, FLEET_REC_WINDOW, 11, 150);
+    for (uint64_t k = 4; k <= 11; k++) {
+        sexpect(s, FLEET_REC_WINDOW, k);
+    }
+    struct fleet_rec rec;
+    assert_false(fleet_store_peek(s, &rec));
+    fleet_store_destroy(&s);
+    scratch_remove(&dir);
+}
+
+static void disk_overflow_drops_oldest_and_counts_exactly(void **state)
+{
+    (void)state;
+    char *dir = scratch();
+    const size_t cap = 16 * 1024, len = 100;
+    struct fleet_store *s = disk(dir, cap);
+    for (uint64_t k = 1; k <= 1000; k++) {
+        sput(s, FLEET_REC_WINDOW, k, len);
+        if (k == 20) {
+            for (uint64_t j = 1; j <= 5; j++) {
+                sexpect(s, FLEET_REC_WINDOW, j); /* a cursor in the middle */
+            }
+        }
+        struct fleet_store_stats st;
+        fleet_store_get_stats(s, &st);
+        assert_true(st.bytes <= cap);
+    }
+    struct fleet_store_stats st;
+    fleet_store_get_stats(s, &st);
+    assert_int_equal(st.records + st.dropped[FLEET_REC_WINDOW], 1000);
+    assert_int_equal(st.dropped_total[FLEET_REC_WINDOW], st.dropped[FLEET_REC_WINDOW]);
+    /* segments of 4 KiB (32 records): at least three full ones stay */
+    assert_true(st.records >= 3 * 32 && st.records < cap / (len + NW_DQ_RECORD_OVERHEAD));
+    /* the newest survive, in order, intact; the floor is the oldest held */
+    uint64_t first = 1000 - st.records + 1;
+    assert_int_equal(fleet_store_floor(s, FLEET_REC_WINDOW), first);
+    fleet_store_rewind(s);
+    for (uint64_t k = first; k <= 1000; k++) {
+        sexpect(s, FLEET_REC_WINDOW, k);
+    }
+    uint64_t un[2], stalled[2];
+    fleet_store_unacked(s, un, stalled);
+    assert_int_equal(un[FLEET_REC_WINDOW], st.records);
+    assert_int_equal(stalled[FLEET_REC_WINDOW], st.records); /* window 1 .. first-1 are gone */
+    /* acked records are never counted as dropped */
+    assert_int_equal(fleet_store_ack(s, FLEET_REC_WINDOW, 990, NULL), NW_OK);
+    uint64_t dropped_before = st.dropped[FLEET_REC_WINDOW];
+    for (uint64_t k = 1001; k <= 1040; k++) {
+        sput(s, FLEET_REC_WINDOW, k, len);
+    }
+    fleet_store_get_stats(s, &st);
+    assert_int_equal(st.dropped[FLEET_REC_WINDOW], dropped_before);
+    assert_int_equal(st.records, 50);
+    /* the drops survive a restart in the queue's own counter */
+    fleet_store_destroy(&s);
+    s = disk(dir, cap);
+    fleet_store_get_stats(s, &st);
+    assert_int_equal(st.dropped[FLEET_REC_WINDOW], 0); /* since open */
+    assert_int_equal(st.dropped_total[FLEET_REC_WINDOW], dropped_before);
+    assert_int_equal(st.records, 50);
+    fleet_store_destroy(&s);
+    scratch_remove(&dir);
+}
+
+static void disk_floor_and_stall(void **state)
+{
+    (void)state;
+    char *dir = scratch();
+    struct fleet_store *s = disk(dir, 8192);
+    assert_int_equal(fleet_store_floor(s, FLEET_REC_WINDOW), 0);
+    sput(s, FLEET_REC_EVENT, 1, 10);
+    for (uint64_t k = 1; k <= 5; k++) {
+        sput(s, FLEET_REC_WINDOW, k, 10);
+    }
+    for (uint64_t k = 7; k <= 9; k++) { /* 6 never made: a data_gap hole */
+        sput(s, FLEET_REC_WINDOW, k, 10);
+    }
+    assert_int_equal(fleet_store_floor(s, FLEET_REC_WINDOW), 1);
+    assert_int_equal(fleet_store_floor(s, FLEET_REC_EVENT), 1);
+    uint64_t un[2], st[2];
+    fleet_store_unacked(s, un, st);
+    assert_int_equal(un[FLEET_REC_WINDOW], 8);
+    assert_int_equal(st[FLEET_REC_WINDOW], 0);
+    assert_int_equal(fleet_store_ack(s, FLEET_REC_WINDOW, 5, NULL), NW_OK);
+    assert_int_equal(fleet_store_floor(s, FLEET_REC_WINDOW), 7);
+    fleet_store_unacked(s, un, st);
+    assert_int_equal(un[FLEET_REC_WINDOW], 3);
+    assert_int_equal(st[FLEET_REC_WINDOW], 3);
+    assert_int_equal(un[FLEET_REC_EVENT], 1);
+    assert_int_equal(st[FLEET_REC_EVENT], 0);
+    /* the hole is known again after a restart (one read at open) */
+    fleet_store_destroy(&s);
+    s = disk(dir, 8192);
+    assert_int_equal(fleet_store_floor(s, FLEET_REC_WINDOW), 7);
+    fleet_store_unacked(s, un, st);
+    assert_int_equal(un[FLEET_REC_WINDOW], 3);
+    assert_int_equal(st[FLEET_REC_WINDOW], 3);
+    assert_int_equal(fleet_store_ack(s, FLEET_REC_WINDOW, 9, NULL), NW_OK);
+    assert_int_equal(fleet_store_ack(s, FLEET_REC_EVENT, 1, NULL), NW_OK);
+    fleet_store_unacked(s, un, st);
+    assert_int_equal(un[0] + un[1] + st[0] + st[1], 0);
+    assert_int_equal(fleet_store_floor(s, FLEET_REC_WINDOW), 0);
+    fleet_store_destroy(&s);
+    scratch_remove(&dir);
+}
+
+/* The random walk of ring_random_against_model, against either store:
+ * every appended record is acked, dropped or held, exactly once; held ones
+ * are the newest of their type, in order and intact. */
+static void random_walk(struct fleet_store *s, int steps, size_t max_len)
+{
+    uint64_t next[2] = {1, 1}, rng = 12345;
+    for (int step = 0; step < steps; step++) {
+        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        unsigned op = (unsigned)(rng >> 33) % 100;
+        enum fleet_rec_type t = (rng >> 20) & 1 ? FLEET_REC_EVENT : FLEET_REC_WINDOW;
+        if (op < 60) {
+            sput(s, t, next[t]++, (size_t)((rng >> 40) % max_len));
+        } else if (op < 80) {
+            struct fleet_rec rec;
+            if (fleet_store_peek(s, &rec)) {
+                assert_true(intact(&rec));
+                fleet_store_take(s);
+            }
+        } else if (op < 83) {
+            fleet_store_rewind(s);
+        } else {
+            struct fleet_store_stats st;
+            fleet_store_get_stats(s, &st);
+            uint64_t upto = st.acked_seq[t] + (rng >> 45) % 8;
+            upto = upto > next[t] - 1 ? next[t] - 1 : upto;
+            assert_int_equal(fleet_store_ack(s, t, upto, NULL), NW_OK);
+        }
+        if (step % 500 == 499) {
+            struct fleet_store_stats st;
+            fleet_store_get_stats(s, &st);
+            assert_true(st.bytes <= st.cap);
+            uint64_t held[2] = {0, 0}, prev[2] = {0, 0}, unacked[2], stalled[2];
+            fleet_store_rewind(s);
+            struct fleet_rec rec;
+            while (fleet_store_peek(s, &rec)) {
+                assert_true(intact(&rec));
+                assert_true(rec.seq > prev[rec.type]);
+                assert_true(rec.seq > st.acked_seq[rec.type]);
+                prev[rec.type] = rec.seq;
+                held[rec.type]++;
+                fleet_store_take(s);
+            }
+            fleet_store_unacked(s, unacked, stalled);
+            for (int k = 0; k < 2; k++) {
+                assert_int_equal(unacked[k], held[k]);
+                if (held[k]) {
+                    assert_int_equal(prev[k], next[k] - 1);
+                    assert_int_equal(fleet_store_floor(s, k), prev[k] - held[k] + 1);
+                }
+                uint64_t total = st.acked[k] + st.dropped[k] + held[k];
+                if (fleet_store_is_disk(s)) {
+                    assert_int_equal(total, next[k] - 1); /* counted at the ack */
+                } else {
+                    assert_true(total <= next[k] - 1);
+                }
+                assert_true(st.acked_seq[k] + held[k] + st.dropped[k] >= next[k] - 1);
+            }
+        }
+    }
+}
+
+static void stores_random_against_model(void **state)
+{
+    (void)state;
+    struct fleet_store *m = fleet_store_memory_new(6000);
+    assert_non_null(m);
+    assert_false(fleet_store_is_disk(m));
+    random_walk(m, 100000, 700);
+    fleet_store_destroy(&m);
+    char *dir = scratch();
+    struct fleet_store *d = disk(dir, 6000);
+    random_walk(d, 20000, 700);
+    fleet_store_destroy(&d);
+    scratch_remove(&dir);
+}
+
+static size_t open_fds(void)
+{
+    size_t n = 0;
+    DIR *dp = opendir("/proc/self/fd");
+    assert_non_null(dp);
+    for (struct dirent *e = readdir(dp); e; e = readdir(dp)) {
+        n += e->d_name[0] != '.';
+    }
+    closedir(dp);
+    return n;
+}
+
+/* What needlewatch-sim budgets per device in disk mode is what it holds. */
+static void disk_store_descriptors(void **state)
+{
+    (void)state;
+    char *dir = scratch();
+    size_t before = open_fds();
+    struct fleet_store *s = disk(dir, 16384);
+    sput(s, FLEET_REC_WINDOW, 1, 50); /* the segment writer */
+    struct fleet_rec rec;
+    assert_true(fleet_store_peek(s, &rec)); /* the reader */
+    /* roll segments, drop the oldest, read on: never more than budgeted */
+    for (uint64_t k = 2; k <= 400; k++) {
+        sput(s, FLEET_REC_WINDOW, k, 50);
+        fleet_store_take(s);
+        fleet_store_peek(s, &rec);
+        fleet_store_tick(s);
+        assert_true(open_fds() <= before + FLEET_DISK_FDS_PER_DEVICE);
+    }
+    assert_int_equal(open_fds(), before + FLEET_DISK_FDS_PER_DEVICE);
+    fleet_store_destroy(&s);
+    assert_int_equal(open_fds(), before);
+    scratch_remove(&dir);
+}
+
+/* kill -9 in the middle: a child appends and acks, then _exit()s without
+ * closing. While it lives, its queue is locked; afterwards every record
+ * survives (acks younger than the queue's state interval may not), and
+ * seqs go on after the last one. */
+static void disk_survives_a_crash(void **state)
+{
+    (void)state;
+    char *dir = scratch();
+    int ready[2], go[2];
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(go), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct fleet_store *s = disk(dir, 16384);
+        for (uint64_t k = 1; k <= 50; k++) {
+            sput(s, FLEET_REC_WINDOW, k, 60);
+        }
+        for (uint64_t k = 1; k <= 3; k++) {
+            sput(s, FLEET_REC_EVENT, k, 20);
+        }
+        fleet_store_ack(s, FLEET_REC_WINDOW, 20, NULL);
+        char c = 'r';
+        if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) != 1) {
+            _exit(1);
+        }
+        _exit(0); /* no close, no flush */
+    }
+    char c;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    char q[600];
+    snprintf(q, sizeof(q), "%s/q", dir);
+    struct fleet_store *s = NULL;
+    struct nw_error err = {0};
+    assert_int_equal(fleet_store_disk_open(q, 16384, NW_DQ_SYNC_NEVER, &s, &err), NW_ERR_IO);
+    assert_non_null(strstr(err.msg, "in use"));
+    assert_int_equal(write(go[1], "g", 1), 1);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(ready[0]), close(ready[1]), close(go[0]), close(go[1]);
+
+    s = disk(dir, 16384);
+    struct fleet_store_stats st;
+    fleet_store_get_stats(s, &st);
+    assert_int_equal(st.last_seq[FLEET_REC_WINDOW], 50);
+    assert_int_equal(st.last_seq[FLEET_REC_EVENT], 3);
+    uint64_t un[2];
+    fleet_store_unacked(s, un, NULL);
+    assert_true(un[FLEET_REC_WINDOW] >= 30 && un[FLEET_REC_WINDOW] <= 50);
+    assert_int_equal(un[FLEET_REC_EVENT], 3);
+    uint64_t w = 50 - un[FLEET_REC_WINDOW], e = 0;
+    struct fleet_rec rec;
+    while (fleet_store_peek(s, &rec)) {
+        assert_true(intact(&rec));
+        assert_int_equal(rec.seq, rec.type == FLEET_REC_WINDOW ? ++w : ++e);
+        fleet_store_take(s);
+    }
+    assert_int_equal(w, 50);
+    assert_int_equal(e, 3);
+    assert_int_equal(fleet_store_append(s, FLEET_REC_WINDOW, 50, "x", 1, NULL), NW_ERR_INVAL);
+    sput(s, FLEET_REC_WINDOW, 51, 60);
+    fleet_store_destroy(&s);
+    scratch_remove(&dir);
 }
 
 /* ---- virtual clock --------------------------------------------------------- */
@@ -729,13 +1207,16 @@ static void device_steady_state_sends_single_windows(void **state)
     nw_codec_destroy(&c);
 }
 
-static void device_acks_timeouts_and_gaps(void **state)
+/* queue_dir NULL: in memory; else on disk there. */
+static void acks_timeouts_and_gaps(const char *queue_dir)
 {
-    (void)state;
     struct fleet_config cfg;
     fleet_config_init(&cfg);
     cfg.ndevices = 8;
     cfg.buffer_bytes = 1 << 20;
+    if (queue_dir) {
+        snprintf(cfg.queue_dir, sizeof(cfg.queue_dir), "%s", queue_dir);
+    }
     assert_int_equal(fleet_config_add_fault(&cfg, "data_gap@SIM-0003:20s", NULL), NW_OK);
     assert_int_equal(fleet_config_add_fault(&cfg, "device_offline@SIM-0003:40s:10s", NULL), NW_OK);
     struct nw_codec *c = codec();
@@ -809,12 +1290,28 @@ static void device_acks_timeouts_and_gaps(void **state)
     nw_codec_destroy(&c);
 }
 
-static void device_memory_is_bounded_and_drops_counted(void **state)
+static void device_acks_timeouts_and_gaps(void **state)
 {
     (void)state;
+    acks_timeouts_and_gaps(NULL);
+}
+
+static void device_acks_timeouts_and_gaps_on_disk(void **state)
+{
+    (void)state;
+    char *dir = scratch();
+    acks_timeouts_and_gaps(dir);
+    scratch_remove(&dir);
+}
+
+static void bounded_and_drops_counted(const char *queue_dir)
+{
     struct fleet_config cfg;
-    fleet_config_init(&cfg); /* 16 KiB ring */
+    fleet_config_init(&cfg); /* 16 KiB store */
     cfg.ndevices = 2;
+    if (queue_dir) {
+        snprintf(cfg.queue_dir, sizeof(cfg.queue_dir), "%s", queue_dir);
+    }
     assert_int_equal(fleet_config_add_fault(&cfg, "maintenance_due@SIM-0002:60s", NULL), NW_OK);
     struct nw_codec *c = codec();
     const int64_t v0 = T0 - 7200000;
@@ -842,6 +1339,285 @@ static void device_memory_is_bounded_and_drops_counted(void **state)
     nw_codec_destroy(&c);
 }
 
+static void device_memory_is_bounded_and_drops_counted(void **state)
+{
+    (void)state;
+    bounded_and_drops_counted(NULL);
+}
+
+static void device_disk_is_bounded_and_drops_counted(void **state)
+{
+    (void)state;
+    char *dir = scratch();
+    bounded_and_drops_counted(dir);
+    scratch_remove(&dir);
+}
+
+/* Runs a device from virtual v0 to v1 in 5 s ticks. */
+static void run_device(struct fleet_device *d, struct nw_codec *c, int64_t v0, int64_t v1)
+{
+    for (int64_t t = v0; t <= v1; t += 5000) {
+        fleet_device_advance(d, t, T0, c, 100000);
+    }
+}
+
+/* Every message of d decoded: windows into w (seq order as sent), events'
+ * seqs and boot reasons into e. */
+struct sent {
+    struct nw_window w[2048];
+    size_t nw;
+    struct nw_event e[64];
+    size_t ne;
+    uint64_t epoch;
+};
+
+static void take_all(struct fleet_device *d, struct fleet_batcher *b, struct nw_codec *c,
+                     struct sent *out)
+{
+    static struct nw_window w[256];
+    static struct nw_event e[256];
+    struct fleet_message m;
+    memset(out, 0, sizeof(*out));
+    while (fleet_device_next_message(d, b, &m, NULL) == NW_OK) {
+        fleet_device_sent(d, &m);
+        if (m.kind == NW_TOPIC_EVENT) {
+            struct nw_event_batch eb = {.events = e, .capacity = 256};
+            assert_int_equal(nw_codec_decode_events(c, m.payload, m.len, &eb, NULL, NULL), NW_OK);
+            out->epoch = eb.epoch;
+            for (size_t i = 0; i < eb.count && out->ne < 64; i++) {
+                out->e[out->ne++] = e[i];
+            }
+            continue;
+        }
+        struct nw_window_batch wb = {.windows = w, .capacity = 256};
+        assert_int_equal(nw_codec_decode_windows(c, m.payload, m.len, &wb, NULL, NULL), NW_OK);
+        out->epoch = wb.epoch;
+        for (size_t i = 0; i < wb.count && out->nw < 2048; i++) {
+            out->w[out->nw++] = w[i];
+        }
+    }
+}
+
+static void ack_upto(struct fleet_device *d, uint64_t window_seq, uint64_t event_seq)
+{
+    struct nw_ack ack = {
+        .epoch = fleet_device_epoch(d), .window_seq = window_seq, .event_seq = event_seq};
+    snprintf(ack.device_id, sizeof(ack.device_id), "%s", fleet_device_name(d));
+    assert_int_equal(fleet_device_on_ack(d, &ack, 0, NULL), NW_OK);
+}
+
+/* A clean stop and a start with the same queue dir: same epoch, unacked
+ * records first, seqs and time go on where they stopped, odometer kept. */
+static void device_resumes_from_queue_dir(void **state)
+{
+    (void)state;
+    char *dir = scratch();
+    struct fleet_config cfg;
+    fleet_config_init(&cfg);
+    cfg.ndevices = 3;
+    cfg.buffer_bytes = 1 << 20;
+    snprintf(cfg.queue_dir, sizeof(cfg.queue_dir), "%s", dir);
+    struct nw_codec *c = codec();
+    struct fleet_batcher *b = fleet_batcher_new(c, 256);
+    static struct sent s1, s2;
+    const int64_t v0 = T0 - 3600000;
+
+    struct fleet_device *d = fleet_device_new(&cfg, 2, v0, 1);
+    assert_non_null(d);
+    assert_false(fleet_device_resumed(d));
+    uint64_t epoch = fleet_device_epoch(d);
+    run_device(d, c, v0, v0 + 300000);
+    take_all(d, b, c, &s1);
+    assert_true(s1.nw > 250);
+    assert_int_equal(s1.epoch, epoch);
+    ack_upto(d, 100, s1.e[s1.ne - 1].seq);
+    struct fleet_device_stats st1;
+    fleet_device_get_stats(d, &st1);
+    struct nw_status status1;
+    fleet_device_status(d, NW_DEVICE_ONLINE, v0 + 300000, 30, &status1);
+    int64_t end1 = s1.w[s1.nw - 1].start_ms + s1.w[s1.nw - 1].duration_ms;
+    fleet_device_destroy(&d);
+
+    /* the next run's clock starts in the past again, with another salt */
+    d = fleet_device_new(&cfg, 2, v0 + 60000, 2);
+    assert_non_null(d);
+    assert_true(fleet_device_resumed(d));
+    assert_int_equal(fleet_device_epoch(d), epoch);
+    assert_int_equal(fleet_device_start_ms(d), end1); /* a clean stop: no gap */
+    uint64_t un = 0;
+    fleet_device_unacked(d, &un, NULL);
+    assert_int_equal(un, st1.last_window_seq - 100);
+    struct nw_status status2;
+    fleet_device_status(d, NW_DEVICE_ONLINE, end1, 30, &status2);
+    assert_int_equal(status2.odometer_cycles, status1.odometer_cycles);
+    assert_int_equal(status2.last_window_seq, st1.last_window_seq);
+    run_device(d, c, v0 + 60000, v0 + 600000);
+    take_all(d, b, c, &s2);
+    assert_int_equal(s2.epoch, epoch);
+    /* first what the collector never acknowledged, then the new windows */
+    assert_true(s2.nw > st1.last_window_seq - 100 + 250);
+    for (size_t i = 0; i < s2.nw; i++) {
+        assert_int_equal(s2.w[i].seq, 101 + i);
+        if (i > 0) {
+            assert_true(s2.w[i].start_ms >= s2.w[i - 1].start_ms + s2.w[i - 1].duration_ms);
+        }
+    }
+    assert_int_equal(s2.w[st1.last_window_seq - 100].start_ms, end1);
+    assert_int_equal(s2.e[0].seq, st1.last_event_seq + 1);
+    assert_int_equal(s2.e[0].kind, NW_EVENT_POWER_ON);
+    assert_string_equal(s2.e[0].boot_reason, "restart");
+    assert_int_equal(s2.e[0].time_ms, end1);
+    fleet_device_destroy(&d);
+    fleet_batcher_destroy(&b);
+    nw_codec_destroy(&c);
+    scratch_remove(&dir);
+}
+
+/* kill -9: the child runs a device and _exit()s; the restarted device goes
+ * on after the child's last seq, never stamps a window before the child's
+ * last one ended, and skips at most the time lease. */
+static void device_resumes_after_a_crash(void **state)
+{
+    (void)state;
+    char *dir = scratch();
+    struct fleet_config cfg;
+    fleet_config_init(&cfg);
+    cfg.ndevices = 1;
+    cfg.buffer_bytes = 1 << 20;
+    snprintf(cfg.queue_dir, sizeof(cfg.queue_dir), "%s", dir);
+    const int64_t v0 = T0 - 3600000;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct nw_codec *c = codec();
+        struct fleet_device *d = fleet_device_new(&cfg, 1, v0, 1);
+        uint64_t report[3] = {0};
+        for (int64_t t = v0; t <= v0 + 123000; t += 1000) {
+            fleet_device_advance(d, t, T0, c, 100000);
+        }
+        struct fleet_device_stats st;
+        fleet_device_get_stats(d, &st);
+        report[0] = fleet_device_epoch(d);
+        report[1] = st.last_window_seq;
+        report[2] = st.last_event_seq;
+        if (write(fds[1], report, sizeof(report)) != (ssize_t)sizeof(report)) {
+            _exit(1);
+        }
+        _exit(0); /* no destroy: the lease, not the clean stop, must hold */
+    }
+    uint64_t report[3];
+    assert_int_equal(read(fds[0], report, sizeof(report)), (ssize_t)sizeof(report));
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(fds[0]), close(fds[1]);
+
+    struct nw_codec *c = codec();
+    struct fleet_batcher *b = fleet_batcher_new(c, 256);
+    static struct sent s;
+    struct fleet_device *d = fleet_device_new(&cfg, 1, v0 + 5000, 9);
+    assert_non_null(d);
+    assert_int_equal(fleet_device_epoch(d), report[0]);
+    take_all(d, b, c, &s); /* everything the child made, nothing acked */
+    assert_int_equal(s.nw, report[1]);
+    assert_int_equal(s.ne, report[2]);
+    int64_t end = s.w[s.nw - 1].start_ms + s.w[s.nw - 1].duration_ms;
+    int64_t start = fleet_device_start_ms(d);
+    assert_true(start >= end);
+    assert_true(start <= end + (int64_t)FLEET_TIME_LEASE_WINDOWS * cfg.window_ms);
+    run_device(d, c, v0 + 5000, v0 + 400000);
+    take_all(d, b, c, &s);
+    assert_true(s.nw > 100);
+    assert_int_equal(s.w[0].seq, report[1] + 1);
+    assert_true(s.w[0].start_ms >= start);
+    assert_int_equal(s.e[0].seq, report[2] + 1);
+    fleet_device_destroy(&d);
+    fleet_batcher_destroy(&b);
+    nw_codec_destroy(&c);
+    scratch_remove(&dir);
+}
+
+static size_t read_file(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, cap, f);
+    fclose(f);
+    return n;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    char buf[1024];
+    FILE *f = fopen(from, "rb");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    f = fopen(to, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, n, f), n);
+    fclose(f);
+}
+
+/* A device's directory is its identity: damage or a mix-up is an error,
+ * never a silent new epoch; and one process at a time. */
+static void device_refuses_a_foreign_or_damaged_state(void **state)
+{
+    (void)state;
+    char *dir = scratch();
+    struct fleet_config cfg;
+    fleet_config_init(&cfg);
+    cfg.ndevices = 3;
+    snprintf(cfg.queue_dir, sizeof(cfg.queue_dir), "%s", dir);
+    struct nw_codec *c = codec();
+    struct fleet_device *d1 = fleet_device_new(&cfg, 1, T0 - 60000, 1);
+    struct fleet_device *d2 = fleet_device_new(&cfg, 2, T0 - 60000, 1);
+    assert_non_null(d1);
+    run_device(d1, c, T0 - 60000, T0);
+    struct fleet_device *again = NULL;
+    struct nw_error err = {0};
+    assert_int_equal(fleet_device_open(&cfg, 1, T0, 2, &again, &err), NW_ERR_IO);
+    assert_null(again);
+    fleet_device_destroy(&d1);
+    fleet_device_destroy(&d2);
+
+    char p1[700], p2[700];
+    snprintf(p1, sizeof(p1), "%s/SIM-0001/sim.state", dir);
+    snprintf(p2, sizeof(p2), "%s/SIM-0002/sim.state", dir);
+    copy_file(p1, p2); /* SIM-0001's identity in SIM-0002's place */
+    char before[1024], after[1024];
+    size_t nb = read_file(p2, before, sizeof(before));
+    for (int i = 0; i < 2; i++) { /* refused, and left as it was for a person to look at */
+        assert_int_equal(fleet_device_open(&cfg, 2, T0, 2, &again, &err), NW_ERR_CONFIG);
+        assert_non_null(strstr(err.msg, "another device"));
+        assert_int_equal(read_file(p2, after, sizeof(after)), nb);
+        assert_memory_equal(before, after, nb);
+    }
+    FILE *f = fopen(p1, "r+b");
+    assert_non_null(f);
+    fseek(f, 40, SEEK_SET);
+    fputc('#', f);
+    fclose(f);
+    nb = read_file(p1, before, sizeof(before));
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(fleet_device_open(&cfg, 1, T0, 2, &again, &err), NW_ERR_CORRUPT);
+        assert_non_null(strstr(err.msg, "damaged"));
+        assert_int_equal(read_file(p1, after, sizeof(after)), nb);
+        assert_memory_equal(before, after, nb);
+    }
+    assert_int_equal(remove(p1), 0); /* records queued, identity gone */
+    assert_int_equal(fleet_device_open(&cfg, 1, T0, 2, &again, &err), NW_ERR_CORRUPT);
+    assert_non_null(strstr(err.msg, "no sim.state"));
+    assert_null(again);
+    /* a queue dir that does not exist is an error, not a tree made somewhere */
+    snprintf(cfg.queue_dir, sizeof(cfg.queue_dir), "%s/missing", dir);
+    assert_int_not_equal(fleet_device_open(&cfg, 3, T0, 2, &again, &err), NW_OK);
+    nw_codec_destroy(&c);
+    scratch_remove(&dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -851,6 +1627,14 @@ int main(void)
         cmocka_unit_test(ring_overflow_drops_oldest_and_counts_exactly),
         cmocka_unit_test(ring_random_against_model),
         cmocka_unit_test(ring_floor_and_stall),
+        cmocka_unit_test(disk_appends_and_hands_out_in_order),
+        cmocka_unit_test(disk_acks_trim_and_skip),
+        cmocka_unit_test(disk_rewind_redelivers_in_order),
+        cmocka_unit_test(disk_overflow_drops_oldest_and_counts_exactly),
+        cmocka_unit_test(disk_floor_and_stall),
+        cmocka_unit_test(stores_random_against_model),
+        cmocka_unit_test(disk_store_descriptors),
+        cmocka_unit_test(disk_survives_a_crash),
         cmocka_unit_test(clock_starts_in_the_past_and_ends_now),
         cmocka_unit_test(clock_refuses_bad_rates),
         cmocka_unit_test(ids_are_deterministic),
@@ -861,7 +1645,14 @@ int main(void)
         cmocka_unit_test(codec_floor_is_an_appended_field),
         cmocka_unit_test(device_steady_state_sends_single_windows),
         cmocka_unit_test(device_acks_timeouts_and_gaps),
+        cmocka_unit_test(device_acks_timeouts_and_gaps_on_disk),
         cmocka_unit_test(device_memory_is_bounded_and_drops_counted),
+        cmocka_unit_test(device_disk_is_bounded_and_drops_counted),
+        cmocka_unit_test(device_resumes_from_queue_dir),
+        cmocka_unit_test(device_resumes_after_a_crash),
+        cmocka_unit_test(device_refuses_a_foreign_or_damaged_state),
     };
+    /* The disk queue logs every overflow drop; the tests count them. */
+    nw_log_init("test_agent_fleet", NW_LOG_ERROR, NW_LOG_TO_STDERR);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
