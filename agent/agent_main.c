@@ -552,7 +552,8 @@ static int setup(struct agent *a)
     struct agent_sim_options so = {.seed = a->cfg.sim_seed,
                                    .device_id = a->cfg.device,
                                    .start_ms = nw_clock_realtime_ms(),
-                                   .sample_ms = 100, .start_in_session = true};
+                                   .sample_ms = 100,
+                                   .start_in_session = true};
     int rc = open_queue(a, &err);
     if (rc == 0 && agent_source_open(a->cfg.source, &so, &a->src, &err) != NW_OK) {
         rc = err.code == NW_ERR_CONFIG ? 2 : 1;

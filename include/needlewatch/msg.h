@@ -84,7 +84,7 @@ struct nw_window {
 struct nw_window_batch {
     char device_id[NW_DEVICE_ID_MAX + 1];
     uint64_t epoch;
-    uint64_t queue_floor; /* lowest seq the sender still holds; 0 = unknown */
+    uint64_t queue_floor;      /* lowest seq the sender still holds; 0 = unknown */
     size_t count;              /* windows in use */
     size_t capacity;           /* size of the windows array */
     struct nw_window *windows; /* borrowed: owned by whoever set it */
