@@ -8,9 +8,11 @@
  *
  * libmosquitto keeps the QoS 1 messages it has sent until their PUBACK; we
  * only publish while connected and below max_inflight, so that store holds
- * at most max_inflight messages per connection. A bitmap of message ids
- * tells QoS 1 PUBACKs from QoS 0 "sent" callbacks; it is cleared on every
- * loss, so a PUBACK that never comes cannot wedge the window shut.
+ * at most max_inflight messages per connection. A list of the outstanding
+ * message ids (max_inflight ints, not a 64 Ki-bit map: a simulator runs
+ * thousands of connections) tells QoS 1 PUBACKs from QoS 0 "sent"
+ * callbacks; it is emptied on every loss, so a PUBACK that never comes
+ * cannot wedge the window shut.
  */
 #include <needlewatch/mqtt.h>
 
@@ -44,7 +46,7 @@ struct nw_mqtt {
     bool down_reported; /* one log line per outage, not one per retry */
     int64_t retry_at;
     uint64_t rng;
-    uint8_t qos1_mids[65536 / 8];
+    int *mids; /* QoS 1 publishes awaiting PUBACK: inflight of max_inflight */
     struct nw_mqtt_stats stats;
 };
 
@@ -137,7 +139,7 @@ static void lost(struct nw_mqtt *m, const char *reason)
      * reconnect is answered under mids we no longer count, and the caller
      * replays unacknowledged data from its own queue anyway. */
     m->inflight = 0;
-    memset(m->qos1_mids, 0, sizeof(m->qos1_mids));
+    /* (inflight = 0 above empties the list of outstanding mids) */
     bool was_up = m->state == ST_CONNECTED || (m->state == ST_CONNECTING && !m->down_reported);
     if (m->state == ST_CONNECTED) {
         m->stats.disconnects++;
@@ -181,14 +183,17 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc,
     lost(m, why);
 }
 
-static bool mid_is_qos1(struct nw_mqtt *m, int mid, bool clear)
+/* Removes mid from the outstanding QoS 1 publishes; false if it was not
+ * one (a QoS 0 "sent" callback, or a PUBACK from before a reconnect). */
+static bool take_mid(struct nw_mqtt *m, int mid)
 {
-    unsigned i = (unsigned)mid & 0xffff;
-    bool set = m->qos1_mids[i / 8] & (1u << (i % 8));
-    if (clear) {
-        m->qos1_mids[i / 8] &= (uint8_t) ~(1u << (i % 8));
+    for (int i = 0; i < m->inflight; i++) {
+        if (m->mids[i] == mid) {
+            m->mids[i] = m->mids[--m->inflight];
+            return true;
+        }
     }
-    return set;
+    return false;
 }
 
 static void on_publish(struct mosquitto *mosq, void *obj, int mid, int reason_code,
@@ -196,10 +201,9 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid, int reason_co
 {
     (void)mosq, (void)props;
     struct nw_mqtt *m = obj;
-    if (!mid_is_qos1(m, mid, true)) {
+    if (!take_mid(m, mid)) {
         return;
     }
-    m->inflight--;
     if (reason_code >= 0x80) {
         m->stats.puback_refused++;
     } else {
@@ -284,12 +288,18 @@ enum nw_err nw_mqtt_new(const struct nw_mqtt_options *opt, const struct nw_mqtt_
     m->backoff_max_ms = opt->backoff_max_ms ? opt->backoff_max_ms : DEFAULT_BACKOFF_MAX_MS;
     m->backoff_ms = m->backoff_min_ms;
     m->max_inflight = opt->max_inflight > 0 ? opt->max_inflight : DEFAULT_MAX_INFLIGHT;
+    m->mids = calloc((size_t)m->max_inflight, sizeof(*m->mids));
+    if (!m->mids) {
+        free(m);
+        return nw_error_set(out_err, NW_ERR_NOMEM, "mqtt: out of memory");
+    }
     m->rng = (uint64_t)nw_clock_mono_ns() ^ (uint64_t)(uintptr_t)m;
     m->state = ST_STOPPED;
     /* Clean start: the agent replays from its own queue, and DESIGN §4 shows
      * persistent sessions losing messages on 2.0.x. */
     m->mosq = mosquitto_new(opt->client_id, true, m);
     if (!m->mosq) {
+        free(m->mids);
         free(m);
         return nw_error_set(out_err, NW_ERR_CONFIG, "mqtt: cannot create client \"%s\"",
                             opt->client_id ? opt->client_id : "");
@@ -311,6 +321,7 @@ void nw_mqtt_destroy(struct nw_mqtt **p)
     struct nw_mqtt *m = *p;
     nw_mqtt_stop(m);
     mosquitto_destroy(m->mosq);
+    free(m->mids);
     free(m);
     *p = NULL;
 }
@@ -458,9 +469,7 @@ enum nw_err nw_mqtt_publish(struct nw_mqtt *m, const char *topic, const void *pa
         return nw_error_set(out_err, code, "mqtt publish to %s: %s", topic, mosquitto_strerror(rc));
     }
     if (qos > 0) {
-        unsigned i = (unsigned)mid & 0xffff;
-        m->qos1_mids[i / 8] |= (uint8_t)(1u << (i % 8));
-        m->inflight++;
+        m->mids[m->inflight++] = mid; /* room: checked against max_inflight above */
     }
     m->stats.published++;
     if (out_mid) {
