@@ -611,7 +611,10 @@ static void housekeeping(struct agent *a)
     struct nw_error err = {0};
     int64_t now = nw_clock_mono_ms();
     struct nw_window w;
-    if (agent_windower_tick(a->win, nw_clock_realtime_ms(), 500, &w)) {
+    /* A replay's samples are in the past: only its own next sample (or its
+     * end) may close a window, or a replay would split windows at random. */
+    if (agent_source_is_live(a->src) &&
+        agent_windower_tick(a->win, nw_clock_realtime_ms(), 500, &w)) {
         enqueue_window(a, &w);
     }
     if (nw_dq_tick(a->dq, &err) != NW_OK) {

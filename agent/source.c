@@ -361,6 +361,11 @@ int agent_source_fd(const struct agent_source *s)
     return s->fd;
 }
 
+bool agent_source_is_live(const struct agent_source *s)
+{
+    return s->kind != SRC_REPLAY;
+}
+
 uint64_t agent_source_rejected(const struct agent_source *s)
 {
     return s->rejected;

@@ -72,6 +72,10 @@ int agent_source_fd(const struct agent_source *s);
 enum nw_err agent_source_next(struct agent_source *s, int64_t now_ms, struct agent_input *out,
                               struct nw_error *out_err);
 
+/* Whether the source's times follow the wall clock (sim, pipe), so a quiet
+ * source may have its last window closed by the clock; a replay's may not. */
+bool agent_source_is_live(const struct agent_source *s);
+
 /* Lines refused since open. */
 uint64_t agent_source_rejected(const struct agent_source *s);
 

@@ -49,6 +49,7 @@ struct collector_cfg {
     int64_t ack_interval_ms;
     char ca_file[512], cert_file[512], key_file[512], credentials_file[512];
     uint64_t max_inflight;
+    uint64_t receive_maximum;
     char aggregate[1024], listen[1024], ack_listen[256], ack_to[1024];
     uint64_t first_worker, total_workers;
     uint64_t batch_points;
@@ -117,6 +118,8 @@ static const struct nw_cfg_key keys[] = {
      .help = "file: username line, password line"},
     {"mqtt", "max_inflight", NW_CFG_UINT, F(max_inflight), .def = "1000", .min = 1, .max = 65535,
      .help = "acks awaiting PUBACK"},
+    {"mqtt", "receive_maximum", NW_CFG_UINT, F(receive_maximum), .def = "65535", .min = 1,
+     .max = 65535, .help = "messages the broker may have in flight to the collector (MQTT 5)"},
     {"store", "batch_points", NW_CFG_UINT, F(batch_points), .def = "5000", .min = 1, .max = 1000000,
      .help = "points per store write"},
     {"store", "flush", NW_CFG_DURATION_MS, F(flush_ms), .def = "200ms", .min = 1, .max = 60000,
@@ -487,7 +490,8 @@ static enum nw_err build_ingest(int n, const struct nw_limits *lim, struct nw_er
                  .cert_file = C.cfg.cert_file[0] ? C.cfg.cert_file : NULL,
                  .key_file = C.cfg.key_file[0] ? C.cfg.key_file : NULL,
                  .credentials_file = C.cfg.credentials_file[0] ? C.cfg.credentials_file : NULL,
-                 .max_inflight = (int)C.cfg.max_inflight},
+                 .max_inflight = (int)C.cfg.max_inflight,
+                 .receive_maximum = (int)C.cfg.receive_maximum},
         .prefix = C.cfg.prefix,
         .share_group = C.cfg.share_group[0] ? C.cfg.share_group : NULL,
         .workers = n,

@@ -333,11 +333,15 @@ static bool receive_one(struct writer *w)
     return ok;
 }
 
+/* The spool is for a store that is down (or a spool still draining):
+ * while the store works, a full buffer pushes back through the
+ * high-water marks instead, so points are not written to disk twice. */
 static void receive(struct writer *w)
 {
     for (int i = 0; i < 64; i++) {
         bool room = w->npending + CP_MAX_POINTS_IN <= w->cap;
-        if ((!room && !w->spool) || !receive_one(w)) {
+        bool to_spool = w->spool && (w->down || spool_holds_data(w));
+        if ((!room && !to_spool) || !receive_one(w)) {
             break;
         }
     }
@@ -366,7 +370,8 @@ void writer_run(struct writer *w, volatile sig_atomic_t *stop)
            nw_store_name(w->store), w->opt.batch_points, w->opt.flush_ms);
     while (!*stop) {
         zmq_pollitem_t item = {.socket = w->in, .events = ZMQ_POLLIN};
-        bool room = w->spool || w->npending + CP_MAX_POINTS_IN <= w->cap;
+        bool room = (w->spool && (w->down || spool_holds_data(w))) ||
+                    w->npending + CP_MAX_POINTS_IN <= w->cap;
         zmq_poll(&item, room ? 1 : 0, poll_timeout(w, nw_clock_mono_ms()));
         receive(w);
         if (due(w, nw_clock_mono_ms())) {

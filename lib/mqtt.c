@@ -232,6 +232,10 @@ static enum nw_err configure(struct nw_mqtt *m, const struct nw_mqtt_options *op
 {
     mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
     mosquitto_int_option(m->mosq, MOSQ_OPT_TCP_NODELAY, opt->tcp_nodelay ? 1 : 0);
+    if (opt->receive_maximum > 0) {
+        mosquitto_int_option(m->mosq, MOSQ_OPT_RECEIVE_MAXIMUM,
+                             opt->receive_maximum > 65535 ? 65535 : opt->receive_maximum);
+    }
     mosquitto_max_inflight_messages_set(m->mosq, (unsigned)m->max_inflight);
     if (tls) {
         if (!opt->ca_file) {

@@ -53,6 +53,10 @@ struct nw_mqtt_options {
     uint32_t backoff_min_ms;      /* default 500 */
     uint32_t backoff_max_ms;      /* default 30000 */
     int max_inflight;             /* QoS 1 publishes awaiting PUBACK; default 16 */
+    /* QoS 1 messages the broker may have in flight to us (MQTT 5 Receive
+     * Maximum); 0: libmosquitto's 20, which caps a busy subscriber at a
+     * few thousand msg/s on mosquitto 2.0.11 (bench/README.md). */
+    int receive_maximum;
 };
 
 /*
