@@ -3,6 +3,7 @@
 # window per second (DESIGN §9 targets: < 4 MiB RSS, < 1 % of one core).
 #
 #   bench/agent_footprint.sh [--quick] [--keep] [--build DIR]
+#   NW_BENCH_SECONDS=600 bench/agent_footprint.sh     (the 10 minutes; at most 900)
 #
 # The agent runs with --source sim (the machine model in a session, samples
 # every 100 ms, 1 s windows) against mosquitto, with ack_echo
@@ -22,6 +23,10 @@ bench_init agent_footprint "$@"
 bench_build needlewatch-agent ack_echo
 
 if ((QUICK)); then RUN=15 SKIP=3; else RUN=60 SKIP=5; fi
+if [[ -n "${NW_BENCH_SECONDS:-}" ]]; then
+    RUN=$NW_BENCH_SECONDS
+    ((RUN >= 10 && RUN <= 900)) || { echo "NW_BENCH_SECONDS: 10..900" >&2; exit 2; }
+fi
 W=$NW_WORK
 AGENT=$BUILD/agent/needlewatch-agent
 ACK_ECHO=$BUILD/tests/integration/ack_echo
