@@ -36,8 +36,8 @@
  * every message sent), or, without --expect, at most --linger s (default 3).
  * --receive-max R (raw client; default 20, what libmosquitto 2.0 announces)
  * is the MQTT 5 Receive Maximum: how many QoS 1 messages the broker may
- * have in flight to this subscriber before it queues. Stamped payloads give one-hop latency (publisher's
- * send call to the subscriber's parse; both on CLOCK_MONOTONIC).
+ * have in flight to this subscriber before it queues. Stamped payloads give one-hop latency
+ * (publisher's send call to the subscriber's parse; both on CLOCK_MONOTONIC).
  *
  * pub --print-size prints the payload size of one message and exits.
  *
@@ -204,7 +204,8 @@ static void cpu_print(const struct cpu_mark *a, const struct cpu_mark *b)
     printf(" cpu_self=%.1f", 100.0 * (b->self - a->self) / dt);
     for (int i = 0; i < O.nwatch; i++) {
         printf(" cpu_pid%d=%.1f", O.watch[i],
-               a->watch[i] < 0 || b->watch[i] < 0 ? -1.0 : 100.0 * (b->watch[i] - a->watch[i]) / dt);
+               a->watch[i] < 0 || b->watch[i] < 0 ? -1.0
+                                                  : 100.0 * (b->watch[i] - a->watch[i]) / dt);
     }
 }
 
@@ -390,8 +391,8 @@ static size_t make_payload(struct conn *c)
         memcpy(payload_buf + 12, &k, 8);
         return n;
     }
-    struct nw_window_batch b = {.epoch = wepoch, .count = (size_t)O.batch,
-                                .capacity = (size_t)O.batch, .windows = wins};
+    struct nw_window_batch b = {
+        .epoch = wepoch, .count = (size_t)O.batch, .capacity = (size_t)O.batch, .windows = wins};
     snprintf(b.device_id, sizeof(b.device_id), "%s", c->device);
     for (int i = 0; i < O.batch; i++) {
         struct nw_window *w = &wins[i];
@@ -555,8 +556,7 @@ static void on_packet_pub(struct conn *c, uint8_t type, const uint8_t *body, siz
 }
 
 /* Reads what is there and hands each complete packet to fn. */
-static void conn_read(struct conn *c,
-                      void (*fn)(struct conn *, uint8_t, const uint8_t *, size_t))
+static void conn_read(struct conn *c, void (*fn)(struct conn *, uint8_t, const uint8_t *, size_t))
 {
     for (;;) {
         if (c->ilen == c->icap) {
@@ -611,8 +611,8 @@ static void raise_nofile(int need)
         setrlimit(RLIMIT_NOFILE, &rl);
         getrlimit(RLIMIT_NOFILE, &rl);
         if (rl.rlim_cur < (rlim_t)need) {
-            fprintf(stderr, "loadgen: RLIMIT_NOFILE %lu < %d needed\n",
-                    (unsigned long)rl.rlim_cur, need);
+            fprintf(stderr, "loadgen: RLIMIT_NOFILE %lu < %d needed\n", (unsigned long)rl.rlim_cur,
+                    need);
             exit(1);
         }
     }
@@ -762,12 +762,11 @@ static int run_pub(void)
     for (int i = 0; i < O.clients; i++) {
         outstanding += (uint64_t)conns[i].inflight;
     }
-    printf("RESULT role=pub clients=%d qos=%d sent=%" PRIu64 " acked=%" PRIu64
-           " unacked=%" PRIu64 " windows_per_msg=%d windows_sent=%" PRIu64
-           " window_s=%.3f rate=%.1f payload=%s",
-           O.clients, O.qos, total_sent, total_acked, outstanding,
-           O.windows_payload ? O.batch : 0, O.windows_payload ? total_sent * (uint64_t)O.batch : 0,
-           w, w > 0 ? (double)(sent_at_close - sent_at_open) / w : 0.0,
+    printf("RESULT role=pub clients=%d qos=%d sent=%" PRIu64 " acked=%" PRIu64 " unacked=%" PRIu64
+           " windows_per_msg=%d windows_sent=%" PRIu64 " window_s=%.3f rate=%.1f payload=%s",
+           O.clients, O.qos, total_sent, total_acked, outstanding, O.windows_payload ? O.batch : 0,
+           O.windows_payload ? total_sent * (uint64_t)O.batch : 0, w,
+           w > 0 ? (double)(sent_at_close - sent_at_open) / w : 0.0,
            O.windows_payload ? "windows" : "stamp");
     cpu_print(&m0, &m1);
     printf("\n");
@@ -999,8 +998,8 @@ static int run_sub(void)
     } else {
         char url[64];
         snprintf(url, sizeof(url), "mqtt://127.0.0.1:%d", O.port);
-        struct nw_mqtt_options mo = {.url = url, .client_id = sc.device, .max_inflight = 1000,
-                                     .tcp_nodelay = O.nodelay};
+        struct nw_mqtt_options mo = {
+            .url = url, .client_id = sc.device, .max_inflight = 1000, .tcp_nodelay = O.nodelay};
         struct nw_mqtt_callbacks cb = {.on_connect = nw_on_connect, .on_message = nw_on_message};
         struct nw_error err = {0};
         if (nw_mqtt_new(&mo, &cb, &nwm, &err) != NW_OK) {
@@ -1071,9 +1070,11 @@ static int run_sub(void)
     printf("RESULT role=sub client=%s qos=%d received=%" PRIu64 " bytes=%" PRIu64
            " window_s=%.3f rate=%.1f lat_n=%zu p50_us=%.1f p90_us=%.1f p99_us=%.1f "
            "max_us=%.1f",
-           O.raw_sub ? "raw" : O.mosq_sub ? "mosq" : "nwmqtt", O.qos, rcv_total, bytes_total, w,
-           w > 0 ? (double)(rcv_at_close - rcv_at_open) / w : 0.0, nlat, pct(50), pct(90), pct(99),
-           pct(100));
+           O.raw_sub    ? "raw"
+           : O.mosq_sub ? "mosq"
+                        : "nwmqtt",
+           O.qos, rcv_total, bytes_total, w, w > 0 ? (double)(rcv_at_close - rcv_at_open) / w : 0.0,
+           nlat, pct(50), pct(90), pct(99), pct(100));
     cpu_print(&m0, &m1);
     printf("\n");
     if (mosq) {
@@ -1110,34 +1111,55 @@ int main(int argc, char **argv)
     }
     O.pub = !strcmp(argv[1], "pub");
     static const struct option lo[] = {
-        {"port", required_argument, NULL, 'p'},     {"clients", required_argument, NULL, 'n'},
-        {"qos", required_argument, NULL, 'q'},      {"window", required_argument, NULL, 'w'},
-        {"rate", required_argument, NULL, 'r'},     {"payload", required_argument, NULL, 'P'},
-        {"size", required_argument, NULL, 's'},     {"batch", required_argument, NULL, 'b'},
-        {"warmup", required_argument, NULL, 'W'},   {"duration", required_argument, NULL, 'd'},
-        {"count", required_argument, NULL, 'c'},    {"client", required_argument, NULL, 'C'},
-        {"filter", required_argument, NULL, 'f'},   {"expect", required_argument, NULL, 'e'},
-        {"idle-ms", required_argument, NULL, 'i'},  {"max-s", required_argument, NULL, 'm'},
-        {"watch-pid", required_argument, NULL, 'x'}, {"nodelay", no_argument, NULL, 'N'},
+        {"port", required_argument, NULL, 'p'},          {"clients", required_argument, NULL, 'n'},
+        {"qos", required_argument, NULL, 'q'},           {"window", required_argument, NULL, 'w'},
+        {"rate", required_argument, NULL, 'r'},          {"payload", required_argument, NULL, 'P'},
+        {"size", required_argument, NULL, 's'},          {"batch", required_argument, NULL, 'b'},
+        {"warmup", required_argument, NULL, 'W'},        {"duration", required_argument, NULL, 'd'},
+        {"count", required_argument, NULL, 'c'},         {"client", required_argument, NULL, 'C'},
+        {"filter", required_argument, NULL, 'f'},        {"expect", required_argument, NULL, 'e'},
+        {"idle-ms", required_argument, NULL, 'i'},       {"max-s", required_argument, NULL, 'm'},
+        {"watch-pid", required_argument, NULL, 'x'},     {"nodelay", no_argument, NULL, 'N'},
         {"device-prefix", required_argument, NULL, 'D'}, {"help", no_argument, NULL, 'h'},
-        {"receive-max", required_argument, NULL, 'R'}, {"linger", required_argument, NULL, 'L'},
-        {"print-size", no_argument, NULL, 'S'},
-        {NULL, 0, NULL, 0}};
+        {"receive-max", required_argument, NULL, 'R'},   {"linger", required_argument, NULL, 'L'},
+        {"print-size", no_argument, NULL, 'S'},          {NULL, 0, NULL, 0}};
     int ch;
     optind = 2;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
-        case 'p': O.port = atoi(optarg); break;
-        case 'n': O.clients = atoi(optarg); break;
-        case 'q': O.qos = atoi(optarg); break;
-        case 'w': O.window = atoi(optarg); break;
-        case 'r': O.rate = strtod(optarg, NULL); break;
-        case 'P': O.windows_payload = !strcmp(optarg, "windows"); break;
-        case 's': O.size = strtoul(optarg, NULL, 10); break;
-        case 'b': O.batch = atoi(optarg); break;
-        case 'W': O.warmup = strtod(optarg, NULL); break;
-        case 'd': O.duration = strtod(optarg, NULL); break;
-        case 'c': O.count = strtoull(optarg, NULL, 10); break;
+        case 'p':
+            O.port = atoi(optarg);
+            break;
+        case 'n':
+            O.clients = atoi(optarg);
+            break;
+        case 'q':
+            O.qos = atoi(optarg);
+            break;
+        case 'w':
+            O.window = atoi(optarg);
+            break;
+        case 'r':
+            O.rate = strtod(optarg, NULL);
+            break;
+        case 'P':
+            O.windows_payload = !strcmp(optarg, "windows");
+            break;
+        case 's':
+            O.size = strtoul(optarg, NULL, 10);
+            break;
+        case 'b':
+            O.batch = atoi(optarg);
+            break;
+        case 'W':
+            O.warmup = strtod(optarg, NULL);
+            break;
+        case 'd':
+            O.duration = strtod(optarg, NULL);
+            break;
+        case 'c':
+            O.count = strtoull(optarg, NULL, 10);
+            break;
         case 'C':
             O.raw_sub = !strcmp(optarg, "raw");
             O.mosq_sub = !strcmp(optarg, "mosq");
@@ -1146,27 +1168,49 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
-        case 'f': O.filter = optarg; break;
-        case 'e': O.expect = strtoull(optarg, NULL, 10); break;
-        case 'i': O.idle_ms = atoi(optarg); break;
-        case 'm': O.max_s = strtod(optarg, NULL); break;
+        case 'f':
+            O.filter = optarg;
+            break;
+        case 'e':
+            O.expect = strtoull(optarg, NULL, 10);
+            break;
+        case 'i':
+            O.idle_ms = atoi(optarg);
+            break;
+        case 'm':
+            O.max_s = strtod(optarg, NULL);
+            break;
         case 'x':
             if (O.nwatch < MAX_WATCH) {
                 O.watch[O.nwatch++] = atoi(optarg);
             }
             break;
-        case 'N': O.nodelay = true; break;
-        case 'D': O.device_prefix = optarg; break;
-        case 'S': O.print_size = true; break;
-        case 'L': O.linger = strtod(optarg, NULL); break;
-        case 'R': O.receive_max = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'N':
+            O.nodelay = true;
+            break;
+        case 'D':
+            O.device_prefix = optarg;
+            break;
+        case 'S':
+            O.print_size = true;
+            break;
+        case 'L':
+            O.linger = strtod(optarg, NULL);
+            break;
+        case 'R':
+            O.receive_max = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
-    if (O.port < 1 || O.port > 65535 || O.clients < 1 || O.clients > MAX_CLIENTS ||
-        O.qos < 0 || O.qos > 1 || O.window < 1 || O.batch < 1 || O.batch > 4096 ||
-        O.size > 200 * 1024 || O.receive_max > 65535 || O.duration <= 0 || O.max_s <= 0 || O.max_s > 600) {
+    if (O.port < 1 || O.port > 65535 || O.clients < 1 || O.clients > MAX_CLIENTS || O.qos < 0 ||
+        O.qos > 1 || O.window < 1 || O.batch < 1 || O.batch > 4096 || O.size > 200 * 1024 ||
+        O.receive_max > 65535 || O.duration <= 0 || O.max_s <= 0 || O.max_s > 600) {
         fprintf(stderr, "loadgen: bad option value\n");
         return 2;
     }

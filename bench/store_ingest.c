@@ -51,8 +51,8 @@ int main(int argc, char **argv)
     long batch = arg_long(argc, argv, "--batch", 5000);
     long seconds = arg_long(argc, argv, "--seconds", 10);
     long max_points = arg_long(argc, argv, "--max-points", 50000000);
-    if (devices < 1 || devices > 100000 || run < 1 || run > 4096 || batch < 1 ||
-        batch > 1000000 || seconds < 1 || seconds > 300 || max_points < 1) {
+    if (devices < 1 || devices > 100000 || run < 1 || run > 4096 || batch < 1 || batch > 1000000 ||
+        seconds < 1 || seconds > 300 || max_points < 1) {
         fprintf(stderr, "store_ingest: bad option value\n");
         return 2;
     }
@@ -107,8 +107,8 @@ int main(int argc, char **argv)
         sum_us += us;
         max_us = us > max_us ? us : max_us;
         if (o.code != NW_OK || o.stored != (size_t)batch) {
-            fprintf(stderr, "store_ingest: write failed: %s (%zu of %ld stored)\n", o.msg,
-                    o.stored, batch);
+            fprintf(stderr, "store_ingest: write failed: %s (%zu of %ld stored)\n", o.msg, o.stored,
+                    batch);
             rc = 1;
             break;
         }
