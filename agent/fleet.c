@@ -19,6 +19,7 @@
 #include "fleet.h"
 #include "windower.h"
 
+#include <needlewatch/hash.h>
 #include <needlewatch/log.h>
 #include <needlewatch/validate.h>
 
@@ -45,19 +46,10 @@ static uint64_t mix64(uint64_t z)
     return z ^ (z >> 31);
 }
 
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++) {
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    }
-    return h;
-}
-
 /* A value derived from the seed, a purpose and a number: stable forever. */
 static uint64_t derive(uint64_t seed, const char *purpose, uint64_t n)
 {
-    return mix64(seed ^ mix64(hash_str(purpose) ^ mix64(n)));
+    return mix64(seed ^ mix64(nw_hash_str(purpose) ^ mix64(n)));
 }
 
 /* ---- virtual clock ------------------------------------------------------- */
@@ -1397,7 +1389,7 @@ enum nw_err fleet_device_open(const struct fleet_config *cfg, unsigned n, int64_
         free(d);
         return nw_error_set(out_err, NW_ERR_INVAL, "device %u: no valid id", n);
     }
-    d->epoch = mix64(derive(cfg->seed, "epoch", n) ^ hash_str(d->id) ^ mix64(run_salt));
+    d->epoch = mix64(derive(cfg->seed, "epoch", n) ^ nw_hash_str(d->id) ^ mix64(run_salt));
     d->epoch |= d->epoch == 0;
     for (size_t i = 0; i < cfg->nfaults; i++) {
         if (cfg->faults[i].device == n && d->nfaults < AGENT_SIM_MAX_FAULTS) {

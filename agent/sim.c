@@ -8,6 +8,7 @@
  */
 #include "sim.h"
 
+#include <needlewatch/hash.h>
 #include <needlewatch/clock.h>
 #include <needlewatch/validate.h>
 
@@ -116,15 +117,6 @@ static double normal(struct agent_sim *s, double mean, double sd)
     return mean + sd * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
-static uint64_t hash_str(const char *str)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *str; str++) {
-        h = (h ^ (unsigned char)*str) * 1099511628211ULL;
-    }
-    return h;
-}
-
 /* ---- lifecycle -------------------------------------------------------- */
 
 struct agent_sim *agent_sim_new(const struct agent_sim_options *opt)
@@ -147,7 +139,7 @@ struct agent_sim *agent_sim_new(const struct agent_sim_options *opt)
     if (s->opt.gap_max_s < s->opt.gap_min_s) {
         s->opt.gap_max_s = s->opt.gap_min_s;
     }
-    s->rng = opt->seed ^ hash_str(s->device_id);
+    s->rng = opt->seed ^ nw_hash_str(s->device_id);
     s->t = opt->start_ms;
     s->phase = PHASE_IDLE;
     s->phase_end =

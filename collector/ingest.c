@@ -6,6 +6,7 @@
 #include "metrics.h"
 #include "pipeline.h"
 
+#include <needlewatch/hash.h>
 #include <needlewatch/clock.h>
 #include <needlewatch/codec.h>
 #include <needlewatch/log.h>
@@ -283,19 +284,10 @@ static void on_disconnect(void *user, const char *reason)
 
 /* ---- acks -------------------------------------------------------------- */
 
-static uint64_t hash_dev(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) {
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    }
-    return h;
-}
-
 static struct pending_ack *slot_of(struct ingest *in, const char *device)
 {
     size_t mask = in->nslots - 1;
-    for (size_t i = hash_dev(device) & mask, n = 0; n < in->nslots; i = (i + 1) & mask, n++) {
+    for (size_t i = nw_hash_str(device) & mask, n = 0; n < in->nslots; i = (i + 1) & mask, n++) {
         struct pending_ack *p = &in->table[i];
         if (!p->used || strcmp(p->ack.device, device) == 0) {
             return p;

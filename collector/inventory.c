@@ -7,6 +7,7 @@
  */
 #include "inventory.h"
 
+#include <needlewatch/hash.h>
 #include <needlewatch/validate.h>
 
 #include <errno.h>
@@ -23,15 +24,6 @@ struct nw_inventory {
     uint32_t *slots; /* index + 1; 0 = empty */
     size_t nslots;
 };
-
-static uint64_t hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) {
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    }
-    return h;
-}
 
 struct nw_inventory *nw_inventory_empty(void)
 {
@@ -55,7 +47,7 @@ const struct nw_inventory_entry *nw_inventory_find(const struct nw_inventory *in
     if (!inv || inv->nslots == 0) {
         return NULL;
     }
-    for (size_t i = hash(device) & (inv->nslots - 1), n = 0; n < inv->nslots;
+    for (size_t i = nw_hash_str(device) & (inv->nslots - 1), n = 0; n < inv->nslots;
          i = (i + 1) & (inv->nslots - 1), n++) {
         uint32_t s = inv->slots[i];
         if (s == 0) {
@@ -143,7 +135,7 @@ static enum nw_err add(struct nw_inventory *inv, char fields[FIELDS][NW_CLINIC_M
     snprintf(e->device, sizeof(e->device), "%s", fields[0]);
     snprintf(e->clinic, sizeof(e->clinic), "%s", fields[1]);
     snprintf(e->model, sizeof(e->model), "%s", fields[2]);
-    size_t i = hash(e->device) & (inv->nslots - 1);
+    size_t i = nw_hash_str(e->device) & (inv->nslots - 1);
     while (inv->slots[i]) {
         i = (i + 1) & (inv->nslots - 1);
     }

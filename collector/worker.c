@@ -12,6 +12,7 @@
 #include "pipeline.h"
 #include "seqtrack.h"
 
+#include <needlewatch/hash.h>
 #include <needlewatch/clock.h>
 #include <needlewatch/codec.h>
 #include <needlewatch/log.h>
@@ -73,19 +74,10 @@ const struct nw_model_spec *worker_spec_for(const struct nw_model_spec *specs, s
 
 /* ---- devices ----------------------------------------------------------- */
 
-static uint64_t hash_dev(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) {
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    }
-    return h;
-}
-
 static struct wdev **slot_of(struct worker *w, const char *device)
 {
     size_t mask = w->nslots - 1;
-    for (size_t i = hash_dev(device) & mask, n = 0; n < w->nslots; i = (i + 1) & mask, n++) {
+    for (size_t i = nw_hash_str(device) & mask, n = 0; n < w->nslots; i = (i + 1) & mask, n++) {
         if (!w->table[i] || strcmp(w->table[i]->id, device) == 0) {
             return &w->table[i];
         }

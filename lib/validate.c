@@ -245,17 +245,15 @@ static enum nw_err check_text(const char *what, size_t idx, const char *field, c
 /* ---- windows --------------------------------------------------------- */
 
 /* name and suffix make the wire field names: rate + hz -> rate_min_hz. */
-static enum nw_err check_triple(size_t i, const char *name, const char *suffix, double mn,
+/* names[] are the min, mean and max field names: literals, so the valid
+ * path (every window) formats nothing. */
+static enum nw_err check_triple(size_t i, const char *name, const char *const names[3], double mn,
                                 double mean, double mx, double max, const char *unit,
                                 enum nw_reason *out_reason, struct nw_error *out_err)
 {
-    char field[32];
-    snprintf(field, sizeof(field), "%s_min_%s", name, suffix);
-    TRY(check_range("windows", i, field, mn, max, unit, out_reason, out_err));
-    snprintf(field, sizeof(field), "%s_mean_%s", name, suffix);
-    TRY(check_range("windows", i, field, mean, max, unit, out_reason, out_err));
-    snprintf(field, sizeof(field), "%s_max_%s", name, suffix);
-    TRY(check_range("windows", i, field, mx, max, unit, out_reason, out_err));
+    TRY(check_range("windows", i, names[0], mn, max, unit, out_reason, out_err));
+    TRY(check_range("windows", i, names[1], mean, max, unit, out_reason, out_err));
+    TRY(check_range("windows", i, names[2], mx, max, unit, out_reason, out_err));
     if (mn > mean + ORDER_SLACK || mean > mx + ORDER_SLACK) {
         return nw_reject(NW_REASON_IMPOSSIBLE, out_reason, out_err,
                          "windows[%zu].%s: min %g <= mean %g <= max %g does not hold", i, name, mn,
@@ -291,9 +289,11 @@ static enum nw_err window_at(const struct nw_window *w, size_t i, const struct n
                          " ms running",
                          i, w->cycles, lim->max_rate_hz, w->running_ms);
     }
-    TRY(check_triple(i, "rate", "hz", w->rate_min_hz, w->rate_mean_hz, w->rate_max_hz,
+    static const char *const rate_names[3] = {"rate_min_hz", "rate_mean_hz", "rate_max_hz"};
+    static const char *const depth_names[3] = {"depth_min_mm", "depth_mean_mm", "depth_max_mm"};
+    TRY(check_triple(i, "rate", rate_names, w->rate_min_hz, w->rate_mean_hz, w->rate_max_hz,
                      lim->max_rate_hz, "Hz", out_reason, out_err));
-    TRY(check_triple(i, "depth", "mm", w->depth_min_mm, w->depth_mean_mm, w->depth_max_mm,
+    TRY(check_triple(i, "depth", depth_names, w->depth_min_mm, w->depth_mean_mm, w->depth_max_mm,
                      lim->max_depth_mm, "mm", out_reason, out_err));
     TRY(check_range("windows", i, "pigment_ul", w->pigment_ul, lim->max_pigment_ul, "uL",
                     out_reason, out_err));
