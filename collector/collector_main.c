@@ -8,7 +8,11 @@
  */
 #include "ingest.h"
 #include "inventory.h"
+#include "alertreg.h"
+#include "alertstate.h"
 #include "metrics.h"
+#include "notify.h"
+#include "rules.h"
 #include "pipeline.h"
 #include "worker.h"
 #include "writer.h"
@@ -57,6 +61,16 @@ struct collector_cfg {
     int64_t store_timeout_ms;
     char store_token_file[512], store_credentials_file[512];
     struct nw_cfg_range rate_hz, depth_mm;
+    double service_hours;
+    uint64_t service_cycles, cartridge_max_cycles;
+    /* alerts */
+    bool alerts_on;
+    char alert_state[512], cartridge_index[512], alerts_pub[256], webhook[1024];
+    uint64_t webhook_queue;
+    int64_t webhook_timeout_ms, renotify_ms, offline_after_ms, late_after_ms, session_grace_ms;
+    double rate_clear_margin_hz, depth_clear_margin_mm, unstable_spread_hz, unstable_clear_hz;
+    double pigment_factor, pigment_clear_factor;
+    uint64_t pigment_min_samples;
 };
 
 static const char *const roles[] = {"all", "ingest", "aggregate", NULL};
@@ -134,6 +148,49 @@ static const struct nw_cfg_key keys[] = {
      .help = "default in-spec needle rate"},
     {"spec", "depth_mm", NW_CFG_RANGE, F(depth_mm), .def = "0.25..0.50", .min = 0, .max = 5,
      .help = "default in-spec needle depth"},
+    {"spec", "service_hours", NW_CFG_DOUBLE, F(service_hours), .def = "500", .min = 0, .max = 1e6,
+     .help = "running hours between services (maintenance_due); 0: off"},
+    {"spec", "service_cycles", NW_CFG_UINT, F(service_cycles), .def = "0",
+     .help = "needle cycles between services (maintenance_due); 0: off"},
+    {"spec", "cartridge_max_cycles", NW_CFG_UINT, F(cartridge_max_cycles), .def = "3000000",
+     .help = "cycles on one cartridge before cartridge_worn (3 M: ~7 h at 120 Hz); 0: off"},
+    {"alerts", "enabled", NW_CFG_BOOL, F(alerts_on), .def = "true",
+     .help = "evaluate the alert rules and write session summaries"},
+    {"alerts", "state", NW_CFG_PATH, F(alert_state), .def = "needlewatch-alerts.db",
+     .help = "open alerts, rule state and silences (SQLite); survives restarts"},
+    {"alerts", "cartridge_index", NW_CFG_PATH, F(cartridge_index),
+     .help = "cartridge ids seen (SQLite), shared by every aggregate process on the host; "
+             "empty: alerts.state"},
+    {"alerts", "pub", NW_CFG_STR, F(alerts_pub),
+     .help = "ZeroMQ PUB endpoint to bind for alerts, e.g. tcp://127.0.0.1:5610; empty: off"},
+    {"alerts", "webhook", NW_CFG_STR, F(webhook), .flags = NW_CFG_SECRET,
+     .help = "URL to POST each alert change to as JSON (config file only: URLs carry tokens)"},
+    {"alerts", "webhook_queue", NW_CFG_UINT, F(webhook_queue), .def = "10000", .min = 1,
+     .max = 1000000, .help = "webhook notifications waiting; beyond, the oldest is dropped"},
+    {"alerts", "webhook_timeout", NW_CFG_DURATION_MS, F(webhook_timeout_ms), .def = "5s",
+     .min = 100, .max = 600000, .help = "one webhook request"},
+    {"alerts", "renotify", NW_CFG_DURATION_MS, F(renotify_ms), .def = "30m",
+     .help = "an unacknowledged critical alert notifies again this often; 0: never"},
+    {"alerts", "offline_after", NW_CFG_DURATION_MS, F(offline_after_ms), .def = "90s", .min = 1000,
+     .help = "no message from a device this long: device_offline"},
+    {"alerts", "late_after", NW_CFG_DURATION_MS, F(late_after_ms), .def = "60s",
+     .help = "an alert whose event time is this much older than now is marked late"},
+    {"alerts", "session_grace", NW_CFG_DURATION_MS, F(session_grace_ms), .def = "2s",
+     .help = "wall time a session end waits for the session's last windows"},
+    {"alerts", "rate_clear_margin_hz", NW_CFG_DOUBLE, F(rate_clear_margin_hz), .def = "2", .min = 0,
+     .max = 100, .help = "hysteresis: the rate alert clears inside lo+m..hi-m"},
+    {"alerts", "depth_clear_margin_mm", NW_CFG_DOUBLE, F(depth_clear_margin_mm), .def = "0.01",
+     .min = 0, .max = 1, .help = "hysteresis: the depth alert clears inside lo+m..hi-m"},
+    {"alerts", "unstable_spread_hz", NW_CFG_DOUBLE, F(unstable_spread_hz), .def = "15", .min = 0,
+     .max = 1000, .help = "needle_rate_unstable: rate max-min within a window above this"},
+    {"alerts", "unstable_clear_hz", NW_CFG_DOUBLE, F(unstable_clear_hz), .def = "12", .min = 0,
+     .max = 1000, .help = "needle_rate_unstable clears at or below this spread"},
+    {"alerts", "pigment_factor", NW_CFG_DOUBLE, F(pigment_factor), .def = "3", .min = 1,
+     .max = 1000, .help = "pigment_overuse: per running minute above this x the model median"},
+    {"alerts", "pigment_clear_factor", NW_CFG_DOUBLE, F(pigment_clear_factor), .def = "2.5",
+     .min = 1, .max = 1000, .help = "pigment_overuse clears at or below this x the median"},
+    {"alerts", "pigment_min_samples", NW_CFG_UINT, F(pigment_min_samples), .def = "300",
+     .help = "running windows of a model before its median is trusted"},
 };
 #undef F
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -141,6 +198,8 @@ static const struct nw_cfg_key keys[] = {
 /* [model "NAME"] sections: the spec window of one model. */
 struct model_cfg {
     struct nw_cfg_range rate_hz, depth_mm;
+    double service_hours;
+    uint64_t service_cycles, cartridge_max_cycles;
 };
 #define M(m) NW_CFG_FIELD(struct model_cfg, m)
 static const struct nw_cfg_key model_keys[] = {
@@ -148,11 +207,43 @@ static const struct nw_cfg_key model_keys[] = {
      .help = "in-spec needle rate of the model"},
     {"model", "depth_mm", NW_CFG_RANGE, M(depth_mm), .def = "0.25..0.50", .min = 0, .max = 5,
      .help = "in-spec needle depth of the model"},
+    {"model", "service_hours", NW_CFG_DOUBLE, M(service_hours), .def = "500", .min = 0, .max = 1e6,
+     .help = "running hours between services"},
+    {"model", "service_cycles", NW_CFG_UINT, M(service_cycles), .def = "0",
+     .help = "needle cycles between services; 0: off"},
+    {"model", "cartridge_max_cycles", NW_CFG_UINT, M(cartridge_max_cycles), .def = "3000000",
+     .help = "cycles on one cartridge before cartridge_worn; 0: off"},
 };
 #undef M
+#define NMODEL_KEYS (sizeof(model_keys) / sizeof(model_keys[0]))
+
+/* [rule "NAME"] sections: lifecycle parameters of one alert rule. */
+static const char *const severities[] = {"unspecified", "info", "warning", "critical", NULL};
+struct rule_cfg {
+    bool enabled;
+    int severity;
+    int64_t hold_ms, clear_ms;
+};
+#define RK(m) NW_CFG_FIELD(struct rule_cfg, m)
+static const struct nw_cfg_key rule_keys[] = {
+    {"rule", "enabled", NW_CFG_BOOL, RK(enabled), .def = "true", .help = "evaluate this rule"},
+    {"rule", "severity", NW_CFG_ENUM, RK(severity), .def = "warning", .choices = severities,
+     .help = "info, warning or critical"},
+    {"rule", "hold", NW_CFG_DURATION_MS, RK(hold_ms), .def = "0", .max = 86400000,
+     .help = "event time the condition must hold before firing"},
+    {"rule", "clear", NW_CFG_DURATION_MS, RK(clear_ms), .def = "0", .max = 86400000,
+     .help = "event time the clear condition must hold before resolving"},
+};
+#undef RK
 
 struct collector {
     struct collector_cfg cfg;
+    struct rules_config rules;
+    struct alertreg *registry;
+    struct notify *notify;
+    void *ops; /* PUB of struct worker_op to every worker */
+    pthread_mutex_t ops_lock;
+    struct alertstate *ops_state; /* silences written by the HTTP thread */
     struct nw_model_spec specs[NW_MAX_MODELS];
     size_t nspecs;
     struct nw_inventory *inventory;
@@ -166,17 +257,55 @@ struct collector {
     const char *worker_eps[CP_MAX_WORKERS], *settle_eps[CP_MAX_WORKERS];
     struct MHD_Daemon *http;
     int nworkers; /* worker threads in this process, or endpoints for ingest */
-    volatile sig_atomic_t stop_input, stop_writer, drained, stop_ingest;
+    volatile sig_atomic_t stop_input, stop_writer, drained, stop_ingest, stop_notify;
 };
 
 static struct collector C;
 
 /* ---- configuration ----------------------------------------------------- */
 
+static enum nw_err on_rule(const char *name, const char *key, const char *value,
+                           struct nw_error *err)
+{
+    enum rule_id r = rules_from_name(name);
+    if (r == RULE__COUNT) {
+        return nw_error_set(err, NW_ERR_CONFIG, "unknown rule \"%s\"", name);
+    }
+    if (!key) {
+        return NW_OK;
+    }
+    struct rule_params *p = &C.rules.rule[r];
+    struct rule_cfg rc = {p->enabled, (int)p->severity, p->hold_ms, p->clear_ms};
+    enum nw_err e = nw_config_apply_key(rule_keys, 4, &rc, "rule", key, value, err);
+    if (e == NW_OK && rc.severity == 0) {
+        e = nw_error_set(err, NW_ERR_CONFIG, "severity must be info, warning or critical");
+    }
+    if (e == NW_OK) {
+        *p = (struct rule_params){rc.enabled, (enum nw_severity)rc.severity, rc.hold_ms,
+                                  rc.clear_ms};
+    }
+    return e;
+}
+
+static void model_get(const struct nw_model_spec *s, struct model_cfg *m)
+{
+    *m = (struct model_cfg){s->rate_hz, s->depth_mm, s->service_hours, s->service_cycles,
+                            s->cartridge_max_cycles};
+}
+
+static void model_set(struct nw_model_spec *s, const struct model_cfg *m)
+{
+    s->rate_hz = m->rate_hz, s->depth_mm = m->depth_mm, s->service_hours = m->service_hours;
+    s->service_cycles = m->service_cycles, s->cartridge_max_cycles = m->cartridge_max_cycles;
+}
+
 static enum nw_err on_model(void *user, const char *kind, const char *name, const char *key,
                             const char *value, int line, struct nw_error *err)
 {
     (void)user, (void)line;
+    if (strcmp(kind, "rule") == 0) {
+        return on_rule(name, key, value, err);
+    }
     if (strcmp(kind, "model") != 0) {
         return nw_error_set(err, NW_ERR_CONFIG, "unknown section kind \"%s\"", kind);
     }
@@ -196,13 +325,14 @@ static enum nw_err on_model(void *user, const char *kind, const char *name, cons
         s = &C.specs[C.nspecs++];
         snprintf(s->model, sizeof(s->model), "%s", name);
         struct model_cfg m;
-        nw_config_defaults(model_keys, 2, &m, err);
-        s->rate_hz = m.rate_hz, s->depth_mm = m.depth_mm;
+        nw_config_defaults(model_keys, NMODEL_KEYS, &m, err);
+        model_set(s, &m);
         return NW_OK;
     }
-    struct model_cfg m = {s->rate_hz, s->depth_mm};
-    enum nw_err rc = nw_config_apply_key(model_keys, 2, &m, "model", key, value, err);
-    s->rate_hz = m.rate_hz, s->depth_mm = m.depth_mm;
+    struct model_cfg m;
+    model_get(s, &m);
+    enum nw_err rc = nw_config_apply_key(model_keys, NMODEL_KEYS, &m, "model", key, value, err);
+    model_set(s, &m);
     return rc;
 }
 
@@ -223,6 +353,7 @@ static void usage(FILE *out)
                  "  -i, --inventory FILE   = --set collector.inventory=FILE\n"
                  "      --http ADDR:PORT   = --set collector.http=ADDR:PORT\n"
                  "      --role ROLE        = --set collector.role=ROLE\n"
+                 "      --alerts-pub EP    = --set alerts.pub=EP (ZeroMQ PUB of alerts)\n"
                  "  -S, --set S.K=V        any key below\n"
                  "  -h, --help, -V, --version\n"
                  "\nKeys (section.key, type, default):\n");
@@ -246,6 +377,7 @@ static int load_config(int argc, char **argv)
 {
     struct nw_error err = {0};
     nw_config_defaults(keys, NKEYS, &C.cfg, &err);
+    rules_config_defaults(&C.rules);
     C.nspecs = 1;
     snprintf(C.specs[0].model, sizeof(C.specs[0].model), "*");
     for (int i = 1; i + 1 < argc; i++) {
@@ -261,12 +393,17 @@ static int load_config(int argc, char **argv)
 /* Returns -1 to go on, else the exit status. */
 static int parse_args(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'}, {"broker", required_argument, NULL, 'b'},
-        {"store", required_argument, NULL, 's'},  {"inventory", required_argument, NULL, 'i'},
-        {"http", required_argument, NULL, 'H'},   {"role", required_argument, NULL, 'R'},
-        {"set", required_argument, NULL, 'S'},    {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+                                             {"broker", required_argument, NULL, 'b'},
+                                             {"store", required_argument, NULL, 's'},
+                                             {"inventory", required_argument, NULL, 'i'},
+                                             {"http", required_argument, NULL, 'H'},
+                                             {"role", required_argument, NULL, 'R'},
+                                             {"set", required_argument, NULL, 'S'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {"alerts-pub", required_argument, NULL, 'P'},
+                                             {"version", no_argument, NULL, 'V'},
+                                             {NULL, 0, NULL, 0}};
     int rc = load_config(argc, argv), c;
     while (rc == 0 && (c = getopt_long(argc, argv, "c:b:s:i:S:hV", longopts, NULL)) != -1) {
         char *eq;
@@ -287,6 +424,9 @@ static int parse_args(int argc, char **argv)
             break;
         case 'R':
             rc = apply("collector.role", optarg);
+            break;
+        case 'P':
+            rc = apply("alerts.pub", optarg);
             break;
         case 'S':
             if (!(eq = strchr(optarg, '='))) {
@@ -314,36 +454,186 @@ static int parse_args(int argc, char **argv)
     }
     C.specs[0].rate_hz = C.cfg.rate_hz;
     C.specs[0].depth_mm = C.cfg.depth_mm;
+    C.specs[0].service_hours = C.cfg.service_hours;
+    C.specs[0].service_cycles = C.cfg.service_cycles;
+    C.specs[0].cartridge_max_cycles = C.cfg.cartridge_max_cycles;
+    struct rules_config *r = &C.rules;
+    r->rate_clear_margin_hz = C.cfg.rate_clear_margin_hz;
+    r->depth_clear_margin_mm = C.cfg.depth_clear_margin_mm;
+    r->unstable_spread_hz = C.cfg.unstable_spread_hz;
+    r->unstable_clear_hz = C.cfg.unstable_clear_hz;
+    r->pigment_factor = C.cfg.pigment_factor;
+    r->pigment_clear_factor = C.cfg.pigment_clear_factor;
+    r->pigment_min_samples = C.cfg.pigment_min_samples;
+    r->offline_after_ms = C.cfg.offline_after_ms;
+    r->renotify_ms = C.cfg.renotify_ms;
+    r->late_after_ms = C.cfg.late_after_ms;
+    r->session_grace_ms = C.cfg.session_grace_ms;
     return rc ? rc : -1;
 }
 
 /* ---- HTTP -------------------------------------------------------------- */
 
+/* Publishes an operator command to every worker (the HTTP thread is the
+ * only user of the PUB socket; the lock keeps it so if MHD ever runs a
+ * thread per connection). */
+static void publish_op(const struct worker_op *op)
+{
+    pthread_mutex_lock(&C.ops_lock);
+    zmq_send(C.ops, op, sizeof(*op), 0);
+    pthread_mutex_unlock(&C.ops_lock);
+}
+
+static unsigned ack_alert(struct MHD_Connection *conn, char *body, size_t cap)
+{
+    const char *id = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "id");
+    char *end = NULL;
+    unsigned long long v = id ? strtoull(id, &end, 10) : 0;
+    if (!id || !*id || *end || v == 0) {
+        snprintf(body, cap, "{\"ok\":false,\"error\":\"id: expected a positive integer\"}\n");
+        return MHD_HTTP_BAD_REQUEST;
+    }
+    if (!alertreg_has(C.registry, v)) {
+        snprintf(body, cap, "{\"ok\":false,\"error\":\"no open alert %llu\"}\n", v);
+        return MHD_HTTP_NOT_FOUND;
+    }
+    struct worker_op op = {.kind = WORKER_OP_ACK, .alert_id = v};
+    publish_op(&op);
+    nw_log(NW_LOG_NOTICE, "http", "alert %llu acknowledged by an operator", v);
+    snprintf(body, cap, "{\"ok\":true,\"alert_id\":%llu}\n", v);
+    return MHD_HTTP_OK;
+}
+
+static unsigned add_silence(struct MHD_Connection *conn, char *body, size_t cap)
+{
+    const char *dev = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "device");
+    const char *rule = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "rule");
+    const char *dur = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "for");
+    int64_t ms = 0;
+    struct nw_error err = {0};
+    const char *bad = NULL;
+    if (dev && *dev && !nw_valid_device_id(dev)) {
+        bad = "device: not a device id";
+    } else if (rule && *rule && rules_from_name(rule) == RULE__COUNT) {
+        bad = "rule: unknown rule";
+    } else if (!dur ||
+               (dur[strspn(dur, "0123456789")] == '\0' && *dur
+                    ? (ms = strtoll(dur, NULL, 10) * 1000, false) /* plain seconds */
+                    : nw_clock_parse_duration_ms(dur, &ms, &err) != NW_OK) ||
+               ms < 1000 || ms > 30LL * 86400000) {
+        bad = "for: expected a duration from 1s to 30d (e.g. 2h, or seconds)";
+    }
+    if (bad) {
+        snprintf(body, cap, "{\"ok\":false,\"error\":\"%s\"}\n", bad);
+        return MHD_HTTP_BAD_REQUEST;
+    }
+    struct worker_op op = {.kind = WORKER_OP_SILENCE};
+    snprintf(op.silence.device, sizeof(op.silence.device), "%s", dev ? dev : "");
+    snprintf(op.silence.rule, sizeof(op.silence.rule), "%s", rule ? rule : "");
+    op.silence.created_ms = nw_clock_realtime_ms();
+    op.silence.until_ms = op.silence.created_ms + ms;
+    if (C.ops_state && alertstate_add_silence(C.ops_state, &op.silence, &err) != NW_OK) {
+        snprintf(body, cap, "{\"ok\":false,\"error\":\"cannot store the silence\"}\n");
+        nw_log(NW_LOG_ERROR, "http", "%s", err.msg);
+        return MHD_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    publish_op(&op);
+    nw_log(NW_LOG_NOTICE, "http", "silence: device %s, rule %s, %lld s",
+           op.silence.device[0] ? op.silence.device : "*",
+           op.silence.rule[0] ? op.silence.rule : "*", (long long)(ms / 1000));
+    char until[NW_CLOCK_RFC3339_SIZE];
+    nw_clock_format_rfc3339(op.silence.until_ms, until);
+    snprintf(body, cap, "{\"ok\":true,\"device\":\"%s\",\"rule\":\"%s\",\"until\":\"%s\"}\n",
+             op.silence.device, op.silence.rule, until);
+    return MHD_HTTP_OK;
+}
+
+static unsigned list_silences(char *body, size_t cap)
+{
+    struct alert_silence sil[256];
+    struct nw_error err = {0};
+    size_t n =
+        C.ops_state ? alertstate_silences(C.ops_state, nw_clock_realtime_ms(), sil, 256, &err) : 0;
+    if (n == (size_t)-1) {
+        snprintf(body, cap, "{\"ok\":false,\"error\":\"cannot read silences\"}\n");
+        return MHD_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    size_t len = (size_t)snprintf(body, cap, "[");
+    for (size_t i = 0; i < n && len < cap; i++) {
+        char until[NW_CLOCK_RFC3339_SIZE];
+        nw_clock_format_rfc3339(sil[i].until_ms, until);
+        len += (size_t)snprintf(body + len, cap - len,
+                                "%s{\"device\":\"%s\",\"rule\":\"%s\",\"until\":\"%s\"}",
+                                i ? "," : "", sil[i].device, sil[i].rule, until);
+    }
+    if (len < cap) {
+        snprintf(body + len, cap - len, "]\n");
+    }
+    return MHD_HTTP_OK;
+}
+
+#define BIG_BODY (8u << 20) /* /alerts: the registry's bound x ~400 bytes */
+
+/* The body of one request into body (cap bytes); returns the status. */
+static unsigned route(struct MHD_Connection *conn, const char *url, const char *method, char *body,
+                      size_t cap, const char **type)
+{
+    bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
+    bool alerts_api = C.registry != NULL;
+    *type = "application/json";
+    if (get && !strcmp(url, "/alerts") && alerts_api) {
+        return alertreg_json(C.registry, body, cap) ? MHD_HTTP_OK : MHD_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (post && !strcmp(url, "/alerts/ack") && alerts_api) {
+        return ack_alert(conn, body, cap);
+    }
+    if (post && !strcmp(url, "/silences") && alerts_api) {
+        return add_silence(conn, body, cap);
+    }
+    if (get && !strcmp(url, "/silences") && alerts_api) {
+        return list_silences(body, cap);
+    }
+    *type = "text/plain; version=0.0.4";
+    if (get && !strcmp(url, "/metrics")) {
+        collector_metrics_render(body, cap);
+        return MHD_HTTP_OK;
+    }
+    if (get && !strcmp(url, "/healthz")) {
+        bool broker = CM_GET(broker_up), store = CM_GET(store_up);
+        unsigned status = broker && store ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+        snprintf(body, cap, "%s broker=%s store=%s\n", status == MHD_HTTP_OK ? "ok" : "degraded",
+                 broker ? "up" : "down", store ? "up" : "down");
+        return status;
+    }
+    snprintf(body, cap,
+             "GET /healthz, /metrics, /alerts, /silences; POST /alerts/ack?id=ID, "
+             "/silences?device=D&rule=R&for=2h\n");
+    return get || post ? MHD_HTTP_NOT_FOUND : MHD_HTTP_METHOD_NOT_ALLOWED;
+}
+
 static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
                               const char *method, const char *version, const char *data,
                               size_t *size, void **state)
 {
-    (void)cls, (void)version, (void)data, (void)size, (void)state;
-    static char body[16384];
-    unsigned status = MHD_HTTP_OK;
-    if (strcmp(method, "GET") != 0) {
-        status = MHD_HTTP_METHOD_NOT_ALLOWED;
-        snprintf(body, sizeof(body), "GET only\n");
-    } else if (!strcmp(url, "/metrics")) {
-        collector_metrics_render(body, sizeof(body));
-    } else if (!strcmp(url, "/healthz")) {
-        bool broker = CM_GET(broker_up), store = CM_GET(store_up);
-        status = broker && store ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
-        snprintf(body, sizeof(body), "%s broker=%s store=%s\n",
-                 status == MHD_HTTP_OK ? "ok" : "degraded", broker ? "up" : "down",
-                 store ? "up" : "down");
-    } else {
-        status = MHD_HTTP_NOT_FOUND;
-        snprintf(body, sizeof(body), "/healthz or /metrics\n");
+    (void)cls, (void)version, (void)data;
+    if (*state == NULL) { /* headers only: MHD calls again with the body */
+        *state = conn;
+        return MHD_YES;
     }
+    if (*size) {
+        *size = 0; /* a body is ignored: every argument is in the query */
+        return MHD_YES;
+    }
+    size_t cap = !strcmp(url, "/alerts") ? BIG_BODY : 65536;
+    char *body = malloc(cap);
+    if (!body) {
+        return MHD_NO;
+    }
+    const char *type = NULL;
+    unsigned status = route(conn, url, method, body, cap, &type);
     struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_COPY);
-    MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
+        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", type);
     enum MHD_Result rc = MHD_queue_response(conn, status, r);
     MHD_destroy_response(r);
     return rc;
@@ -376,7 +666,8 @@ static int start_http(void)
         nw_log(NW_LOG_ERROR, "http", "cannot listen on %s", C.cfg.http);
         return 1;
     }
-    nw_log(NW_LOG_NOTICE, "http", "serving /healthz and /metrics on %s", C.cfg.http);
+    nw_log(NW_LOG_NOTICE, "http", "serving /healthz, /metrics%s on %s",
+           C.registry ? ", /alerts, /silences" : "", C.cfg.http);
     return 0;
 }
 
@@ -391,6 +682,12 @@ static void *run_worker(void *arg)
 static void *run_writer(void *arg)
 {
     writer_run(arg, &C.stop_writer);
+    return NULL;
+}
+
+static void *run_notify(void *arg)
+{
+    notify_run(arg, &C.stop_notify);
     return NULL;
 }
 
@@ -454,12 +751,48 @@ static enum nw_err build_workers(int n, const struct nw_limits *lim, struct nw_e
                                     .workers = total,
                                     .ack_state_path = C.cfg.state,
                                     .limits = *lim};
+        if (C.cfg.alerts_on) {
+            wo.rules = &C.rules;
+            wo.alert_state_path = C.cfg.alert_state;
+            wo.cartridge_index_path =
+                C.cfg.cartridge_index[0] ? C.cfg.cartridge_index : C.cfg.alert_state;
+            wo.notify_endpoint = C.notify ? CP_EP_ALERTS : NULL;
+            wo.ops_endpoint = CP_EP_OPS;
+            wo.registry = C.registry;
+        }
         if (worker_new(&wo, C.zctx, &C.workers[i], err) != NW_OK ||
             !(C.control[i] = cp_open(C.zctx, ZMQ_PUSH, C.control_ep[i], false, err))) {
             return NW_ERR_CONFIG;
         }
     }
     return NW_OK;
+}
+
+/* The alert side of an aggregating process: registry, operator command
+ * socket, silences store, and the notifier (PUB and webhook) if asked. */
+static enum nw_err build_alerts(const struct nw_limits *lim, struct nw_error *err)
+{
+    if (!C.cfg.alerts_on) {
+        return NW_OK;
+    }
+    pthread_mutex_init(&C.ops_lock, NULL);
+    if (!(C.registry = alertreg_new(ALERTREG_DEFAULT_CAP))) {
+        return nw_error_set(err, NW_ERR_NOMEM, "out of memory");
+    }
+    if (!(C.ops = cp_open(C.zctx, ZMQ_PUB, CP_EP_OPS, true, err)) ||
+        alertstate_open(C.cfg.alert_state, &C.ops_state, err) != NW_OK) {
+        return err->code ? err->code : NW_ERR_CONFIG;
+    }
+    if (!C.cfg.alerts_pub[0] && !C.cfg.webhook[0]) {
+        return NW_OK;
+    }
+    struct notify_options no = {.endpoint = CP_EP_ALERTS,
+                                .pub_endpoint = C.cfg.alerts_pub,
+                                .webhook_url = C.cfg.webhook,
+                                .webhook_queue_max = C.cfg.webhook_queue,
+                                .webhook_timeout_ms = (int)C.cfg.webhook_timeout_ms,
+                                .limits = *lim};
+    return notify_new(&no, C.zctx, &C.notify, err);
 }
 
 static enum nw_err build_writer(int n, struct nw_error *err)
@@ -545,6 +878,9 @@ static int build(void)
                         ? NW_OK
                         : NW_ERR_CONFIG;
     if (e == NW_OK && C.cfg.role != ROLE_INGEST) {
+        e = build_alerts(&lim, &err);
+    }
+    if (e == NW_OK && C.cfg.role != ROLE_INGEST) {
         e = build_workers(n, &lim, &err);
     }
     if (e == NW_OK && C.cfg.role != ROLE_INGEST) {
@@ -567,6 +903,11 @@ static void teardown(void)
     }
     ingest_destroy(&C.ingest);
     writer_destroy(&C.writer);
+    notify_destroy(&C.notify);
+    if (C.ops) {
+        zmq_close(C.ops);
+    }
+    alertstate_close(&C.ops_state);
     for (int i = 0; i < CP_MAX_WORKERS; i++) {
         if (C.control[i]) {
             zmq_close(C.control[i]);
@@ -582,6 +923,7 @@ static void teardown(void)
         zmq_ctx_term(C.zctx);
     }
     nw_inventory_destroy(&C.inventory);
+    alertreg_destroy(&C.registry);
 }
 
 static int load_inventory(void)
@@ -650,7 +992,7 @@ static void run(void)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
-    pthread_t tw[CP_MAX_WORKERS], twr, tin;
+    pthread_t tw[CP_MAX_WORKERS], twr, tin, tno;
     int n = C.cfg.role == ROLE_INGEST ? 0 : C.nworkers;
     for (int i = 0; i < n; i++) {
         pthread_create(&tw[i], NULL, run_worker, C.workers[i]);
@@ -660,6 +1002,9 @@ static void run(void)
     }
     if (C.ingest) {
         pthread_create(&tin, NULL, run_ingest, C.ingest);
+    }
+    if (C.notify) {
+        pthread_create(&tno, NULL, run_notify, C.notify);
     }
     for (;;) {
         int sig = 0;
@@ -685,8 +1030,12 @@ static void run(void)
         pthread_join(tw[i], NULL);
     }
     C.stop_ingest = 1;
+    C.stop_notify = 1;
     if (C.ingest) {
         pthread_join(tin, NULL);
+    }
+    if (C.notify) {
+        pthread_join(tno, NULL);
     }
 }
 

@@ -341,16 +341,38 @@ static void take_ack(struct ingest *in, const struct cp_ack *a)
     }
 }
 
+/* An alert transition from a worker: published at once, QoS 1, never
+ * coalesced (alerts are rare and latency matters). */
+static void publish_alert(struct ingest *in, const struct nw_alert *a)
+{
+    uint8_t buf[1024];
+    size_t len = 0;
+    if (nw_codec_encode_alert(in->codec, a, buf, sizeof(buf), &len, NULL) != NW_OK ||
+        nw_topic_build(in->opt.prefix, a->device_id, NW_TOPIC_ALERT, in->topic_buf,
+                       sizeof(in->topic_buf), NULL) != NW_OK ||
+        !nw_mqtt_can_publish(in->mqtt) ||
+        nw_mqtt_publish(in->mqtt, in->topic_buf, buf, len, 1, false, NULL, NULL) != NW_OK) {
+        CM_ADD(alerts_mqtt_failed, 1); /* the store and the other outputs still have it */
+        return;
+    }
+    CM_ADD(alerts_mqtt, 1);
+}
+
 static void drain_acks(struct ingest *in)
 {
-    struct cp_ack a;
+    union {
+        struct cp_ack ack;
+        struct nw_alert alert;
+    } m;
     for (int i = 0; i < 10000; i++) {
-        int n = zmq_recv(in->acks, &a, sizeof(a), ZMQ_DONTWAIT);
+        int n = zmq_recv(in->acks, &m, sizeof(m), ZMQ_DONTWAIT);
         if (n < 0) {
             break;
         }
-        if (n == (int)sizeof(a)) {
-            take_ack(in, &a);
+        if (n == (int)sizeof(m.ack)) {
+            take_ack(in, &m.ack);
+        } else if (n == (int)sizeof(m.alert)) {
+            publish_alert(in, &m.alert);
         }
     }
 }

@@ -81,7 +81,46 @@ size_t collector_metrics_render(char *buf, size_t cap)
     counter(&o, "nw_acks_coalesced_total", "ack requests merged into a later ack",
             CM_GET(acks_coalesced));
     gauge(&o, "nw_devices", "devices seen since start", CM_GET(devices));
+    put(&o,
+        "# HELP nw_alert_transitions_total alert state changes, by state\n"
+        "# TYPE nw_alert_transitions_total counter\n"
+        "nw_alert_transitions_total{state=\"firing\"} %" PRIu64 "\n"
+        "nw_alert_transitions_total{state=\"resolved\"} %" PRIu64 "\n"
+        "nw_alert_transitions_total{state=\"acknowledged\"} %" PRIu64 "\n"
+        "nw_alert_transitions_total{state=\"renotify\"} %" PRIu64 "\n",
+        (uint64_t)CM_GET(alerts_fired), (uint64_t)CM_GET(alerts_resolved),
+        (uint64_t)CM_GET(alerts_acked), (uint64_t)CM_GET(alerts_renotified));
+    gauge(&o, "nw_alerts_open", "alerts firing now (all workers)", CM_GET(alerts_open));
+    counter(&o, "nw_alerts_silenced_total", "notifications withheld by a silence",
+            CM_GET(alerts_silenced));
+    counter(&o, "nw_alerts_overflow_total", "transitions beyond one message's output bound",
+            CM_GET(alerts_overflow));
+    counter(&o, "nw_alerts_mqtt_total", "alerts published on MQTT", CM_GET(alerts_mqtt));
+    counter(&o, "nw_alerts_mqtt_failed_total", "alerts not published on MQTT (broker down)",
+            CM_GET(alerts_mqtt_failed));
+    counter(&o, "nw_alerts_notify_drops_total",
+            "alerts not handed to MQTT or the notifier (queue full)", CM_GET(alerts_notify_drops));
+    counter(&o, "nw_sessions_written_total", "session summary points made",
+            CM_GET(sessions_written));
+    counter(&o, "nw_alert_state_errors_total", "failed writes of the alert state",
+            CM_GET(alert_state_errors));
     gauge(&o, "nw_store_up", "1 when the last store write succeeded", (uint64_t)CM_GET(store_up));
     gauge(&o, "nw_broker_up", "1 while connected to the broker", (uint64_t)CM_GET(broker_up));
+    counter(&o, "nw_alerts_published_total", "alerts sent on the ZeroMQ PUB socket",
+            CM_GET(alerts_published));
+    counter(&o, "nw_webhook_delivered_total", "webhook notifications answered 2xx",
+            CM_GET(webhook_delivered));
+    counter(&o, "nw_webhook_failed_permanent_total",
+            "webhook notifications dropped on a 4xx (not 408/429) or 3xx answer",
+            CM_GET(webhook_failed_permanent));
+    counter(&o, "nw_webhook_dropped_overflow_total",
+            "webhook notifications dropped, oldest first, at the queue bound",
+            CM_GET(webhook_dropped_overflow));
+    counter(&o, "nw_webhook_retries_total", "webhook attempts failed and retried",
+            CM_GET(webhook_retries));
+    gauge(&o, "nw_webhook_queue_depth", "webhook notifications waiting or being sent",
+          CM_GET(webhook_queue_depth));
+    gauge(&o, "nw_webhook_up", "1 when a webhook is configured and its last attempt succeeded",
+          (uint64_t)CM_GET(webhook_up));
     return o.len;
 }

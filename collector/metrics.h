@@ -29,7 +29,17 @@ struct collector_metrics {
     atomic_uint_fast64_t seqs_lost; /* skipped over by a queue floor */
     atomic_uint_fast64_t acks_sent, acks_coalesced;
     atomic_uint_fast64_t devices;
+    /* alert engine (rules.h): transitions by state, outputs, sessions */
+    atomic_uint_fast64_t alerts_fired, alerts_resolved, alerts_acked, alerts_renotified;
+    atomic_uint_fast64_t alerts_silenced, alerts_overflow, alerts_mqtt, alerts_mqtt_failed;
+    atomic_uint_fast64_t alerts_notify_drops, alerts_open, sessions_written, alert_state_errors;
     atomic_int store_up, broker_up;
+    /* alert outputs (notify.c) */
+    atomic_uint_fast64_t alerts_published; /* PUB messages sent */
+    atomic_uint_fast64_t webhook_delivered, webhook_failed_permanent;
+    atomic_uint_fast64_t webhook_dropped_overflow, webhook_retries;
+    atomic_uint_fast64_t webhook_queue_depth; /* waiting + on the wire */
+    atomic_int webhook_up;                    /* 0 while retrying, or no webhook */
 };
 
 extern struct collector_metrics cm;

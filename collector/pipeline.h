@@ -23,6 +23,7 @@
  *   worker -> writer  [struct cp_batch][struct nw_point x n]
  *   writer -> worker  [struct cp_ref x n]      points now durably stored
  *   worker -> ingest  [struct cp_ack]          new watermark of a device
+ *                     [struct nw_alert]        an alert change, for the MQTT alert topic
  */
 #ifndef COLLECTOR_PIPELINE_H
 #define COLLECTOR_PIPELINE_H
@@ -46,6 +47,8 @@
 #define CP_EP_WRITER "inproc://nw-writer"
 #define CP_EP_SETTLE "inproc://nw-settle-%d"
 #define CP_EP_ACKS "inproc://nw-acks"
+#define CP_EP_ALERTS "inproc://nw-alerts" /* workers -> notify.h */
+#define CP_EP_OPS "inproc://nw-ops"       /* HTTP thread -> workers: struct worker_op */
 #define CP_EP_CONTROL "inproc://nw-control"
 
 enum cp_type { CP_WINDOWS = 1, CP_EVENTS = 2, CP_STATUS = 3 };

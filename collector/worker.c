@@ -8,6 +8,7 @@
 #include "worker.h"
 
 #include "ackstate.h"
+#include "cartidx.h"
 #include "metrics.h"
 #include "pipeline.h"
 #include "seqtrack.h"
@@ -27,6 +28,10 @@
 #define DEFAULT_MAX_DEVICES 100000
 #define POLL_MS 100
 #define PERSIST_EVERY_MS 100
+#define RULES_PERSIST_EVERY_MS 1000 /* rule state without transitions */
+#define TICK_MS 1000                /* offline timeouts, gaps, session ends, re-notify */
+#define NOTES_MAX 256               /* transitions of one message awaiting notification */
+#define SILENCES_MAX 256
 
 struct wdev {
     char id[NW_DEVICE_ID_MAX + 1];
@@ -39,6 +44,8 @@ struct wdev {
     bool unknown;
     bool fresh_w, fresh_e; /* no watermark known yet for this epoch */
     bool dirty;            /* watermark moved; to persist, then ack */
+    bool rdirty;           /* rule state changed; to persist */
+    struct rules_dev rd;
 };
 
 struct worker {
@@ -59,6 +66,20 @@ struct worker {
     size_t ndirty;
     int64_t persisted_at;
     bool persist_failing;
+    /* alerts */
+    struct alertstate *ast;
+    struct cartidx *cx;
+    void *notify, *ops;
+    struct rules_pigstat pig[NW_MAX_MODELS];
+    struct rules_out out;
+    struct nw_alert notes[NOTES_MAX];
+    size_t nnotes;
+    struct wdev **rdirty;
+    size_t nrdirty;
+    int64_t rules_persisted_at, next_tick;
+    bool rules_failing;
+    struct alert_silence silences[SILENCES_MAX];
+    size_t nsilences;
 };
 
 const struct nw_model_spec *worker_spec_for(const struct nw_model_spec *specs, size_t n,
@@ -120,6 +141,7 @@ static struct wdev *device(struct worker *w, const char *id)
     w->ndevices++;
     CM_ADD(devices, 1);
     snprintf(d->id, sizeof(d->id), "%s", id);
+    rules_dev_init(&d->rd);
     resolve(w, d);
     if (d->unknown) {
         nw_log(NW_LOG_WARN, "worker",
@@ -144,6 +166,7 @@ static void check_epoch(struct wdev *d, uint64_t epoch)
     d->epoch = epoch;
     d->have_epoch = true;
     d->fresh_w = d->fresh_e = true;
+    rules_new_epoch(&d->rd);
     nw_seqtrack_init(&d->w, 0);
     nw_seqtrack_init(&d->e, 0);
 }
@@ -251,6 +274,261 @@ static void mark_rejected(struct worker *w, const uint32_t *idx, size_t nrej, si
     }
 }
 
+/* ---- alerts (rules.h) ---------------------------------------------------- */
+
+static bool cart_check(void *user, const char *cartridge, const char *device, const char *session,
+                       int64_t time_ms, char *out_where, size_t where_cap)
+{
+    return cartidx_check(user, cartridge, device, session, time_ms, out_where, where_cap);
+}
+
+static void ctx_of(struct worker *w, struct wdev *d, struct rules_ctx *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->cfg = w->opt.rules;
+    c->spec = d->spec;
+    c->device = d->id;
+    c->clinic = d->clinic;
+    c->model = d->model;
+    c->pig = &w->pig[(size_t)(d->spec - w->opt.specs) % NW_MAX_MODELS];
+    c->cart = w->cx ? cart_check : NULL;
+    c->cart_user = w->cx;
+    c->now_ms = nw_clock_realtime_ms();
+    c->stored_contig = d->w.contig;
+}
+
+static void mark_rdirty(struct worker *w, struct wdev *d)
+{
+    if (!d->rdirty) {
+        d->rdirty = true;
+        w->rdirty[w->nrdirty++] = d;
+    }
+}
+
+static void count_transition(const struct nw_alert *a)
+{
+    switch (a->state) {
+    case NW_ALERT_FIRING:
+        CM_ADD(alerts_fired, 1);
+        CM_ADD(alerts_open, 1);
+        break;
+    case NW_ALERT_RESOLVED:
+        CM_ADD(alerts_resolved, 1);
+        atomic_fetch_sub_explicit(&cm.alerts_open, 1, memory_order_relaxed);
+        break;
+    case NW_ALERT_ACKNOWLEDGED:
+        CM_ADD(alerts_acked, 1);
+        break;
+    default:
+        CM_ADD(alerts_renotified, 1);
+        break;
+    }
+}
+
+/* The rules' outputs for device d: points to the writer now, notifications
+ * after the rule state is committed (flush_notes). */
+static void take_out(struct worker *w, struct wdev *d)
+{
+    struct rules_out *o = &w->out;
+    if (o->overflow) {
+        CM_ADD(alerts_overflow, o->overflow);
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < o->nalerts; i++) {
+        const struct nw_alert *a = &o->alerts[i];
+        count_transition(a);
+        if (w->opt.registry) {
+            alertreg_apply(w->opt.registry, a);
+        }
+        struct nw_point *p = &w->points[n++];
+        fill_tags(d, p, NW_POINT_ALERT);
+        p->u.alert = *a;
+        if (w->nnotes < NOTES_MAX) {
+            w->notes[w->nnotes++] = *a;
+        } else {
+            CM_ADD(alerts_notify_drops, 1);
+        }
+    }
+    for (size_t i = 0; i < o->nsessions; i++) {
+        struct nw_point *p = &w->points[n++];
+        fill_tags(d, p, NW_POINT_SESSION);
+        p->u.session = o->sessions[i];
+        CM_ADD(sessions_written, 1);
+    }
+    send_points(w, n);
+    if (n || o->overflow) {
+        mark_rdirty(w, d);
+    }
+    memset(o, 0, sizeof(*o));
+}
+
+/* Unknown devices raise unknown_device; an inventory that lists them
+ * resolves it. */
+static void check_known(struct worker *w, struct wdev *d)
+{
+    if (w->opt.rules && d->unknown != (d->rd.r[RULE_UNKNOWN].alert_id != 0)) {
+        struct rules_ctx c;
+        ctx_of(w, d, &c);
+        rules_on_inventory(&d->rd, &c, !d->unknown, &w->out);
+        take_out(w, d);
+    }
+}
+
+static void persist_rules(struct worker *w)
+{
+    if (!w->ast || w->nrdirty == 0) {
+        w->nrdirty = 0;
+        return;
+    }
+    struct nw_error err = {0};
+    enum nw_err rc = alertstate_begin(w->ast, &err);
+    for (size_t i = 0; rc == NW_OK && i < w->nrdirty; i++) {
+        rc = alertstate_put(w->ast, w->rdirty[i]->id, &w->rdirty[i]->rd, sizeof(struct rules_dev),
+                            &err);
+    }
+    rc = rc == NW_OK ? alertstate_commit(w->ast, &err) : rc;
+    if (rc != NW_OK) {
+        alertstate_rollback(w->ast);
+        CM_ADD(alert_state_errors, 1);
+        if (!w->rules_failing) {
+            nw_log(NW_LOG_ERROR, "worker", "worker %d: %s; a restart may notify again", w->opt.id,
+                   err.msg);
+        }
+        w->rules_failing = true;
+        return; /* stays dirty: retried at the next persist */
+    }
+    if (w->rules_failing) {
+        nw_log(NW_LOG_NOTICE, "worker", "worker %d: alert state writable again", w->opt.id);
+        w->rules_failing = false;
+    }
+    for (size_t i = 0; i < w->nrdirty; i++) {
+        w->rdirty[i]->rdirty = false;
+    }
+    w->nrdirty = 0;
+    w->rules_persisted_at = nw_clock_mono_ms();
+}
+
+static bool silenced(struct worker *w, const struct nw_alert *a, int64_t now)
+{
+    for (size_t i = 0; i < w->nsilences; i++) {
+        const struct alert_silence *s = &w->silences[i];
+        if (s->until_ms > now && (!s->device[0] || !strcmp(s->device, a->device_id)) &&
+            (!s->rule[0] || !strcmp(s->rule, a->rule))) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Commit the rule state, then tell the world: a restart never notifies a
+ * transition twice (alertstate.h). MQTT goes through ingest's connection. */
+static void flush_notes(struct worker *w)
+{
+    if (w->nnotes == 0) {
+        return;
+    }
+    persist_rules(w);
+    int64_t now = nw_clock_realtime_ms();
+    for (size_t i = 0; i < w->nnotes; i++) {
+        const struct nw_alert *a = &w->notes[i];
+        if (silenced(w, a, now)) {
+            CM_ADD(alerts_silenced, 1);
+            continue;
+        }
+        if (zmq_send(w->acks, a, sizeof(*a), ZMQ_DONTWAIT) < 0) {
+            CM_ADD(alerts_notify_drops, 1);
+        }
+        if (w->notify && zmq_send(w->notify, a, sizeof(*a), ZMQ_DONTWAIT) < 0) {
+            CM_ADD(alerts_notify_drops, 1);
+        }
+    }
+    w->nnotes = 0;
+}
+
+static void tick(struct worker *w)
+{
+    int64_t now = nw_clock_mono_ms();
+    if (!w->opt.rules || now < w->next_tick) {
+        return;
+    }
+    w->next_tick = now + TICK_MS;
+    for (size_t i = 0; i < w->nslots; i++) {
+        struct wdev *d = w->table[i];
+        if (d) {
+            struct rules_ctx c;
+            ctx_of(w, d, &c);
+            rules_tick(&d->rd, &c, &w->out);
+            take_out(w, d);
+        }
+    }
+    flush_notes(w);
+    if (now - w->rules_persisted_at >= RULES_PERSIST_EVERY_MS) {
+        persist_rules(w);
+    }
+}
+
+static void on_op(struct worker *w, const struct worker_op *op)
+{
+    if (op->kind == WORKER_OP_SILENCE) {
+        if (w->nsilences == SILENCES_MAX) { /* the oldest goes: it ends first, most often */
+            memmove(w->silences, w->silences + 1, (SILENCES_MAX - 1) * sizeof(w->silences[0]));
+            w->nsilences--;
+        }
+        w->silences[w->nsilences++] = op->silence;
+        return;
+    }
+    for (size_t i = 0; op->kind == WORKER_OP_ACK && i < w->nslots; i++) {
+        struct wdev *d = w->table[i];
+        struct rules_ctx c;
+        if (d) {
+            ctx_of(w, d, &c);
+            if (rules_ack(&d->rd, &c, op->alert_id, &w->out)) {
+                take_out(w, d);
+                break;
+            }
+        }
+    }
+    flush_notes(w);
+}
+
+static void recv_op(struct worker *w)
+{
+    struct worker_op op;
+    if (zmq_recv(w->ops, &op, sizeof(op), ZMQ_DONTWAIT) == (int)sizeof(op)) {
+        on_op(w, &op);
+    }
+}
+
+/* The accepted windows or events of one message through the rules, in seq
+ * order (agents send them so; a re-send is skipped by the rules). Rejected
+ * items are dead letters: not judged. */
+static void judge(struct worker *w, struct wdev *d, const struct nw_window *wins,
+                  const struct nw_event *evs, size_t count)
+{
+    if (!w->opt.rules) {
+        return;
+    }
+    check_known(w, d);
+    struct rules_ctx c;
+    ctx_of(w, d, &c);
+    for (size_t i = 0; i < count; i++) {
+        if (w->rejected_mask[i]) {
+            continue;
+        }
+        if (wins) {
+            rules_on_window(&d->rd, &c, &wins[i], &w->out);
+        } else {
+            rules_on_event(&d->rd, &c, &evs[i], &w->out);
+        }
+        if (w->out.nalerts + 2 > RULES_OUT_MAX || w->out.nsessions) {
+            take_out(w, d); /* keep room: one window can make several transitions */
+        }
+    }
+    take_out(w, d);
+    mark_rdirty(w, d);
+    flush_notes(w);
+}
+
 static void on_windows(struct worker *w, const uint8_t *buf, size_t len, const uint32_t *rej,
                        size_t nrej)
 {
@@ -280,6 +558,7 @@ static void on_windows(struct worker *w, const uint8_t *buf, size_t len, const u
     if (moved) {
         mark_dirty(w, d);
     }
+    judge(w, d, b.windows, NULL, b.count);
 }
 
 static void on_events(struct worker *w, const uint8_t *buf, size_t len, const uint32_t *rej,
@@ -310,6 +589,7 @@ static void on_events(struct worker *w, const uint8_t *buf, size_t len, const ui
     if (moved) {
         mark_dirty(w, d);
     }
+    judge(w, d, NULL, b.events, b.count);
 }
 
 static void on_status(struct worker *w, const uint8_t *buf, size_t len)
@@ -331,6 +611,15 @@ static void on_status(struct worker *w, const uint8_t *buf, size_t len)
     p->u.status = s;
     p->u.status.epoch &= INT64_MAX;
     send_points(w, 1);
+    if (w->opt.rules) {
+        struct rules_ctx c;
+        ctx_of(w, d, &c);
+        check_known(w, d);
+        rules_on_status(&d->rd, &c, &s, &w->out);
+        take_out(w, d);
+        mark_rdirty(w, d);
+        flush_notes(w);
+    }
 }
 
 /* ---- the loop ---------------------------------------------------------- */
@@ -426,20 +715,30 @@ static void recv_control(struct worker *w)
     for (size_t i = 0; i < w->nslots; i++) {
         if (w->table[i]) {
             resolve(w, w->table[i]);
+            check_known(w, w->table[i]);
         }
     }
+    flush_notes(w);
     int done = w->opt.id;
     zmq_send(w->control_ack, &done, sizeof(done), 0);
 }
 
 void worker_run(struct worker *w, volatile sig_atomic_t *stop, volatile sig_atomic_t *drained)
 {
-    zmq_pollitem_t items[3] = {{.socket = w->settle, .events = ZMQ_POLLIN},
+    zmq_pollitem_t items[4] = {{.socket = w->settle, .events = ZMQ_POLLIN},
                                {.socket = w->control, .events = ZMQ_POLLIN},
-                               {.socket = w->in, .events = ZMQ_POLLIN}};
+                               {.socket = w->in, .events = ZMQ_POLLIN},
+                               {.socket = w->ops, .events = ZMQ_POLLIN}};
+    if (w->ops) { /* operator commands are polled before input, ahead of the flood */
+        zmq_pollitem_t t = items[2];
+        items[2] = items[3];
+        items[3] = t;
+    }
+    int nin = w->ops ? 4 : 3;
     while (!*drained) {
-        int n = *stop ? 2 : 3; /* stopping: settle what is stored, take nothing new */
+        int n = *stop ? 2 : nin; /* stopping: settle what is stored, take nothing new */
         persist_dirty(w, false);
+        tick(w);
         nw_logonce_flush(w->lost_log, false);
         if (zmq_poll(items, n, w->ndirty ? PERSIST_EVERY_MS : POLL_MS) <= 0) {
             continue;
@@ -447,14 +746,19 @@ void worker_run(struct worker *w, volatile sig_atomic_t *stop, volatile sig_atom
         if (items[1].revents & ZMQ_POLLIN) {
             recv_control(w);
         }
+        if (w->ops && n > 2 && (items[2].revents & ZMQ_POLLIN)) {
+            recv_op(w);
+        }
         for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN); i++) {
             recv_settle(w);
             zmq_poll(items, 1, 0);
         }
-        if (n > 2 && (items[2].revents & ZMQ_POLLIN)) {
+        zmq_pollitem_t *input = &items[w->ops ? 3 : 2];
+        if (n > 2 && (input->revents & ZMQ_POLLIN)) {
             recv_input(w);
         }
     }
+    persist_rules(w);
     persist_dirty(w, true);
     nw_logonce_flush(w->lost_log, true);
 }
@@ -473,6 +777,76 @@ static void load_row(void *user, const char *id, uint64_t epoch, uint64_t wseq, 
         nw_seqtrack_init(&d->w, wseq);
         nw_seqtrack_init(&d->e, eseq);
     }
+}
+
+/* Rule state of this worker's devices: open alerts stay open. */
+static void load_rules(void *user, const char *id, const void *blob, size_t len)
+{
+    struct worker *w = user;
+    if (cp_worker_of(id, w->opt.workers) != w->opt.global_id || !nw_valid_device_id(id)) {
+        return;
+    }
+    if (!rules_dev_valid(blob, len)) {
+        nw_log(NW_LOG_WARN, "worker", "device %s: alert state of another layout ignored", id);
+        return;
+    }
+    struct wdev *d = device(w, id);
+    if (d) {
+        memcpy(&d->rd, blob, sizeof(d->rd));
+        for (int r = 0; r < RULE__COUNT; r++) {
+            if (d->rd.r[r].alert_id) {
+                CM_ADD(alerts_open, 1);
+                if (w->opt.registry) {
+                    struct nw_alert a = {.alert_id = d->rd.r[r].alert_id,
+                                         .severity = d->rd.r[r].severity,
+                                         .state = d->rd.r[r].acked ? NW_ALERT_ACKNOWLEDGED
+                                                                   : NW_ALERT_FIRING,
+                                         .since_ms = d->rd.r[r].fired_ms,
+                                         .value = d->rd.r[r].value};
+                    memcpy(a.device_id, d->id, sizeof(a.device_id));
+                    snprintf(a.rule, sizeof(a.rule), "%s", rules_name((enum rule_id)r));
+                    snprintf(a.clinic, sizeof(a.clinic), "%s", d->clinic);
+                    alertreg_apply(w->opt.registry, &a);
+                }
+            }
+        }
+    }
+}
+
+static enum nw_err open_alerts(struct worker *w, void *zctx, struct nw_error *out_err)
+{
+    const struct worker_options *o = &w->opt;
+    if (!o->rules) {
+        return NW_OK;
+    }
+    if (o->alert_state_path && (alertstate_open(o->alert_state_path, &w->ast, out_err) != NW_OK ||
+                                alertstate_load(w->ast, load_rules, w, out_err) != NW_OK)) {
+        return NW_ERR_IO;
+    }
+    struct alert_silence sil[SILENCES_MAX];
+    size_t ns =
+        w->ast ? alertstate_silences(w->ast, nw_clock_realtime_ms(), sil, SILENCES_MAX, out_err)
+               : 0;
+    if (ns == (size_t)-1) {
+        return NW_ERR_IO;
+    }
+    memcpy(w->silences, sil, ns * sizeof(sil[0]));
+    w->nsilences = ns;
+    if (o->cartridge_index_path &&
+        cartidx_open(o->cartridge_index_path, &w->cx, out_err) != NW_OK) {
+        return NW_ERR_IO;
+    }
+    if (o->notify_endpoint &&
+        !(w->notify = cp_open(zctx, ZMQ_PUSH, o->notify_endpoint, false, out_err))) {
+        return NW_ERR_CONFIG;
+    }
+    if (o->ops_endpoint) {
+        if (!(w->ops = cp_open(zctx, ZMQ_SUB, o->ops_endpoint, false, out_err))) {
+            return NW_ERR_CONFIG;
+        }
+        zmq_setsockopt(w->ops, ZMQ_SUBSCRIBE, "", 0);
+    }
+    return NW_OK;
 }
 
 /* ---- lifecycle --------------------------------------------------------- */
@@ -498,9 +872,10 @@ enum nw_err worker_new(const struct worker_options *opt, void *zctx, struct work
     w->table = calloc(w->nslots, sizeof(*w->table));
     w->windows = calloc(w->cap, sizeof(*w->windows));
     w->events = calloc(w->cap, sizeof(*w->events));
-    w->points = calloc(w->cap, sizeof(*w->points));
+    w->points = calloc(w->cap > RULES_OUT_MAX + 2 ? w->cap : RULES_OUT_MAX + 2, sizeof(*w->points));
     w->rejected_mask = calloc(w->cap, 1);
     w->dirty = calloc(w->opt.max_devices, sizeof(*w->dirty));
+    w->rdirty = calloc(w->opt.max_devices, sizeof(*w->rdirty));
     static const char *const lost_reason[] = {"seqs_lost"};
     w->lost_log = nw_logonce_new(NW_LOG_WARN, "worker", "gap", "gaps", lost_reason, 1, 60000);
     if (w->opt.workers < 1) {
@@ -508,12 +883,14 @@ enum nw_err worker_new(const struct worker_options *opt, void *zctx, struct work
     }
     enum nw_err rc = NW_OK;
     if (!w->codec || !w->table || !w->windows || !w->events || !w->points || !w->rejected_mask ||
-        !w->dirty || !w->lost_log) {
+        !w->dirty || !w->rdirty || !w->lost_log) {
         rc = nw_error_set(out_err, NW_ERR_NOMEM, "worker: out of memory");
     } else if (opt->ack_state_path &&
                (ackstate_open(opt->ack_state_path, &w->state, out_err) != NW_OK ||
                 ackstate_load(w->state, load_row, w, out_err) != NW_OK)) {
         rc = NW_ERR_IO;
+    } else if ((rc = open_alerts(w, zctx, out_err)) != NW_OK) {
+        /* named in out_err */
     } else if (!(w->in = cp_open(zctx, ZMQ_PULL, opt->endpoint, true, out_err)) ||
                !(w->settle = cp_open(zctx, ZMQ_PULL, opt->settle_endpoint, true, out_err)) ||
                !(w->writer = cp_open(zctx, ZMQ_PUSH, opt->writer_endpoint, false, out_err)) ||
@@ -537,8 +914,9 @@ void worker_destroy(struct worker **p)
         return;
     }
     struct worker *w = *p;
-    void *socks[] = {w->in, w->settle, w->writer, w->acks, w->control, w->control_ack};
-    for (size_t i = 0; i < 6; i++) {
+    void *socks[] = {w->in,      w->settle,      w->writer, w->acks,
+                     w->control, w->control_ack, w->notify, w->ops};
+    for (size_t i = 0; i < sizeof(socks) / sizeof(socks[0]); i++) {
         if (socks[i]) {
             zmq_close(socks[i]);
         }
@@ -548,6 +926,9 @@ void worker_destroy(struct worker **p)
     }
     nw_codec_destroy(&w->codec);
     ackstate_close(&w->state);
+    alertstate_close(&w->ast);
+    cartidx_close(&w->cx);
+    free(w->rdirty);
     nw_logonce_destroy(&w->lost_log);
     free(w->dirty);
     free(w->table);

@@ -14,7 +14,10 @@
 #ifndef COLLECTOR_WORKER_H
 #define COLLECTOR_WORKER_H
 
+#include "alertreg.h"
+#include "alertstate.h"
 #include "inventory.h"
+#include "rules.h"
 
 #include <needlewatch/config.h>
 #include <needlewatch/err.h>
@@ -24,14 +27,6 @@
 #include <stddef.h>
 
 #define NW_MAX_MODELS 32
-
-/* The in-spec windows of a device model (DESIGN §1 defaults 100-140 Hz,
- * 0.25-0.50 mm). */
-struct nw_model_spec {
-    char model[NW_VERSION_MAX + 1];
-    struct nw_cfg_range rate_hz;
-    struct nw_cfg_range depth_mm;
-};
 
 struct worker_options {
     int id;                               /* index in this process (the writer's settle socket) */
@@ -49,6 +44,24 @@ struct worker_options {
     int workers;                /* how many workers share the devices, all processes */
     const char *ack_state_path; /* ackstate.h file; NULL: watermarks not kept */
     struct nw_limits limits;
+    /* Alerts (rules.h). rules NULL: no alerts and no session points. */
+    const struct rules_config *rules; /* borrowed; immutable */
+    const char *alert_state_path;     /* alertstate.h file; NULL: not kept */
+    const char *cartridge_index_path; /* cartidx.h file; NULL: reuse not checked */
+    const char *notify_endpoint;      /* connected PUSH to notify.h; NULL: none */
+    const char *ops_endpoint;         /* connected SUB for struct worker_op; NULL: none */
+    struct alertreg *registry;        /* borrowed; NULL: none */
+};
+
+/*
+ * An operator command, published to every worker (only the owner of the
+ * alert acts on an ack; every worker keeps every silence).
+ */
+enum worker_op_kind { WORKER_OP_ACK = 1, WORKER_OP_SILENCE = 2 };
+struct worker_op {
+    int kind;
+    uint64_t alert_id;
+    struct alert_silence silence;
 };
 
 struct worker;
