@@ -1205,11 +1205,16 @@ struct fleet_device {
     uint64_t next_seq[FLEET_REC_TYPES];
     size_t nfaults;
     struct agent_fault faults[AGENT_SIM_MAX_FAULTS];
-    bool gap_done[AGENT_SIM_MAX_FAULTS];
+    bool gap_done[AGENT_SIM_MAX_FAULTS]; /* data_gap without LEN: the seq is skipped */
+    /* data_gap with LEN: the window held back, and when it goes */
+    enum { GAP_WAIT = 0, GAP_HOLDING, GAP_RELEASED } gap_state[AGENT_SIM_MAX_FAULTS];
+    uint64_t gap_seq[AGENT_SIM_MAX_FAULTS];
+    int64_t gap_release[AGENT_SIM_MAX_FAULTS];
     bool powered;
     char session[NW_ID_MAX + 1], cartridge[NW_ID_MAX + 1], lot[NW_ID_MAX + 1];
     uint64_t base_cycles, base_running_ms, cycles, running_ms;
     int64_t last_progress_ms;
+    int64_t virt_now;             /* the latest virtual time the device was advanced to */
     struct fleet_device_stats st; /* the counters kept here; the rest is filled on read */
 };
 
@@ -1328,6 +1333,27 @@ static enum nw_err state_load(struct fleet_device *d, bool *out_found, struct nw
     return NW_OK;
 }
 
+/* A device with a device_offline or a held data_gap fault keeps LEN of
+ * windows unacknowledged (nothing is acked while offline; acks are
+ * contiguous, so nothing after a held window is): its store gets room for
+ * them, so no overflow turns the fault into real losses. */
+static size_t device_buffer_bytes(const struct fleet_config *cfg, const struct agent_fault *f,
+                                  size_t nfaults)
+{
+    uint64_t cap = cfg->buffer_bytes;
+    for (size_t i = 0; i < nfaults; i++) {
+        bool holds = f[i].kind == AGENT_FAULT_DEVICE_OFFLINE ||
+                     (f[i].kind == AGENT_FAULT_DATA_GAP && f[i].len_ms >= 0);
+        if (!holds) {
+            continue;
+        }
+        uint64_t windows = (uint64_t)f[i].len_ms / cfg->window_ms + 1;
+        uint64_t need = cfg->buffer_bytes + windows * FLEET_HOLD_BYTES_PER_WINDOW;
+        cap = need > cap ? need : cap;
+    }
+    return cap > FLEET_HOLD_BUFFER_MAX ? FLEET_HOLD_BUFFER_MAX : (size_t)cap;
+}
+
 /* Opens the device's disk store (DIR/<id>/queue, as the agent lays out its
  * directory) and its sim.state (made when new): the queue's lock is taken
  * first, so two processes never share a device's state either. */
@@ -1344,8 +1370,8 @@ static enum nw_err device_open_disk(struct fleet_device *d, struct nw_error *out
                             d->dir, strerror(errno));
     }
     snprintf(path, sizeof(path), "%s/%s/queue", d->cfg->queue_dir, d->id);
-    enum nw_err rc =
-        fleet_store_disk_open(path, d->cfg->buffer_bytes, d->cfg->queue_sync, &d->store, out_err);
+    enum nw_err rc = fleet_store_disk_open(path, device_buffer_bytes(d->cfg, d->faults, d->nfaults),
+                                           d->cfg->queue_sync, &d->store, out_err);
     bool found = false;
     if (rc == NW_OK) {
         rc = state_load(d, &found, out_err);
@@ -1368,6 +1394,38 @@ static enum nw_err device_open_disk(struct fleet_device *d, struct nw_error *out
     rc = found ? NW_OK : state_save(d, 0, out_err); /* the new epoch, before any record */
     d->state_ours = rc == NW_OK;
     return rc;
+}
+
+/*
+ * maintenance_due: the needle-running ms the device's model makes in the
+ * windows that start before until_ms, found by running a copy of the model
+ * (same options, so the same samples) a little past it: the service hours
+ * then reach the interval exactly with the last of those windows.
+ */
+static uint64_t running_before(const struct agent_sim_options *so, uint32_t window_ms,
+                               int64_t until_ms)
+{
+    struct agent_sim *s = agent_sim_new(so);
+    struct agent_windower *w = agent_windower_new(window_ms);
+    uint64_t run = 0;
+    struct nw_window out[AGENT_WINDOWER_MAX_OUT];
+    int64_t feed_until = until_ms + window_ms + AGENT_SAMPLE_MAX_GAP_MS;
+    struct agent_input in;
+    while (s && w && agent_sim_next(s, feed_until, &in) != AGENT_INPUT_NONE) {
+        if (in.kind != AGENT_INPUT_SAMPLE) {
+            continue;
+        }
+        size_t n = agent_windower_feed(w, &in.sample, out, AGENT_WINDOWER_MAX_OUT, NULL);
+        for (size_t k = 0; k < n; k++) {
+            run += out[k].start_ms < until_ms ? out[k].running_ms : 0;
+        }
+    }
+    if (w && agent_windower_flush(w, &out[0]) && out[0].start_ms < until_ms) {
+        run += out[0].running_ms;
+    }
+    agent_sim_destroy(&s);
+    agent_windower_destroy(&w);
+    return run;
 }
 
 enum nw_err fleet_device_open(const struct fleet_config *cfg, unsigned n, int64_t virt0_ms,
@@ -1400,9 +1458,20 @@ enum nw_err fleet_device_open(const struct fleet_config *cfg, unsigned n, int64_
     d->base_running_ms = hours * 3600 * 1000 + derive(cfg->seed, "minutes", n) % 3600000;
     for (size_t i = 0; i < d->nfaults; i++) {
         if (d->faults[i].kind == AGENT_FAULT_MAINTENANCE_DUE) {
-            int64_t below = d->faults[i].start_ms;
-            int64_t interval = (int64_t)FLEET_SERVICE_INTERVAL_S * 1000;
-            d->base_running_ms = (uint64_t)(below < interval ? interval - below : 0);
+            /* A new device's model starts at virt0: what it runs before
+             * START brings it to the interval exactly (a resumed device's
+             * odometer comes from sim.state below). */
+            struct agent_sim_options so = {.seed = cfg->seed,
+                                           .device_id = d->id,
+                                           .start_ms = virt0_ms,
+                                           .sample_ms = SAMPLE_MS,
+                                           .start_in_session = true,
+                                           .nfaults = d->nfaults};
+            memcpy(so.faults, d->faults, d->nfaults * sizeof(d->faults[0]));
+            uint64_t below = running_before(&so, cfg->window_ms, virt0_ms + d->faults[i].start_ms);
+            uint64_t interval = (uint64_t)FLEET_SERVICE_INTERVAL_S * 1000;
+            d->base_running_ms = below < interval ? interval - below : 0;
+            break;
         }
     }
     d->base_cycles = d->base_running_ms / 1000 * MODEL_RATE_HZ;
@@ -1411,7 +1480,7 @@ enum nw_err fleet_device_open(const struct fleet_config *cfg, unsigned n, int64_
     if (cfg->queue_dir[0]) {
         rc = device_open_disk(d, out_err); /* may replace epoch, odometer, seqs */
     } else {
-        d->store = fleet_store_memory_new(cfg->buffer_bytes);
+        d->store = fleet_store_memory_new(device_buffer_bytes(cfg, d->faults, d->nfaults));
         rc = d->store ? NW_OK : nw_error_set(out_err, NW_ERR_NOMEM, "out of memory");
     }
     if (rc != NW_OK) {
@@ -1537,6 +1606,76 @@ static size_t store(struct fleet_device *d, enum fleet_rec_type type, uint64_t s
     return 1;
 }
 
+/* data_gap with LEN: the first window stored at or after START stays in
+ * the store (the queue floor stays at or below it) but is not sent until
+ * START + LEN: a late-filled gap. */
+static void hold_if_due(struct fleet_device *d, const struct nw_window *w)
+{
+    for (size_t i = 0; i < d->nfaults; i++) {
+        const struct agent_fault *f = &d->faults[i];
+        if (f->kind != AGENT_FAULT_DATA_GAP || f->len_ms < 0 || d->gap_state[i] != GAP_WAIT ||
+            w->start_ms - d->virt0 < f->start_ms) {
+            continue;
+        }
+        d->gap_state[i] = GAP_HOLDING;
+        d->gap_seq[i] = w->seq;
+        d->gap_release[i] = d->virt0 + f->start_ms + f->len_ms;
+        d->st.windows_held++;
+        nw_log(NW_LOG_NOTICE, "fault",
+               "%s: data_gap: holding back window seq %" PRIu64 " (virtual +%" PRId64
+               " s) until virtual +%" PRId64 " s",
+               d->id, w->seq, (w->start_ms - d->virt0) / 1000, (f->start_ms + f->len_ms) / 1000);
+        return; /* one window per fault; one fault per window */
+    }
+}
+
+/* Lets held windows go whose time has come (all of them at the end of the
+ * run): the store rewinds, so the held window goes first, then everything
+ * unacknowledged after it (the collector could ack nothing past it). */
+static void release_holds(struct fleet_device *d, int64_t virt_now_ms, bool all)
+{
+    bool any = false;
+    for (size_t i = 0; i < d->nfaults; i++) {
+        if (d->gap_state[i] == GAP_HOLDING && (all || virt_now_ms >= d->gap_release[i])) {
+            d->gap_state[i] = GAP_RELEASED;
+            any = true;
+            nw_log(NW_LOG_NOTICE, "fault",
+                   "%s: data_gap: window seq %" PRIu64 " released at virtual +%" PRId64 " s%s",
+                   d->id, d->gap_seq[i], (virt_now_ms - d->virt0) / 1000,
+                   all && virt_now_ms < d->gap_release[i] ? " (end of the run)" : "");
+        }
+    }
+    if (any) {
+        fleet_store_rewind(d->store);
+    }
+}
+
+static bool is_held(const struct fleet_device *d, const struct fleet_rec *r)
+{
+    for (size_t i = 0; r->type == FLEET_REC_WINDOW && i < d->nfaults; i++) {
+        if (d->gap_state[i] == GAP_HOLDING && d->gap_seq[i] == r->seq) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* fleet_store_peek() past held windows (they count as taken until a
+ * rewind hands them out again). */
+static bool peek_sendable(struct fleet_device *d, struct fleet_rec *out)
+{
+    for (size_t guard = 0; guard <= AGENT_SIM_MAX_FAULTS; guard++) {
+        if (!fleet_store_peek(d->store, out)) {
+            return false;
+        }
+        if (!is_held(d, out)) {
+            return true;
+        }
+        fleet_store_take(d->store);
+    }
+    return false;
+}
+
 static size_t enqueue_window(struct fleet_device *d, struct nw_window *w, int64_t wall_now_ms,
                              struct nw_codec *codec)
 {
@@ -1545,8 +1684,8 @@ static size_t enqueue_window(struct fleet_device *d, struct nw_window *w, int64_
     bool skip[AGENT_SIM_MAX_FAULTS] = {false};
     size_t skipped = 0;
     for (size_t i = 0; i < d->nfaults; i++) {
-        if (d->faults[i].kind == AGENT_FAULT_DATA_GAP && !d->gap_done[i] &&
-            w->start_ms - d->virt0 >= d->faults[i].start_ms) {
+        if (d->faults[i].kind == AGENT_FAULT_DATA_GAP && d->faults[i].len_ms < 0 &&
+            !d->gap_done[i] && w->start_ms - d->virt0 >= d->faults[i].start_ms) {
             skip[i] = true;
             skipped++;
         }
@@ -1572,7 +1711,11 @@ static size_t enqueue_window(struct fleet_device *d, struct nw_window *w, int64_
         reject(d, "window", &err);
         return 0;
     }
-    return store(d, FLEET_REC_WINDOW, w->seq, w->start_ms + w->duration_ms, rec, len, &err);
+    if (!store(d, FLEET_REC_WINDOW, w->seq, w->start_ms + w->duration_ms, rec, len, &err)) {
+        return 0;
+    }
+    hold_if_due(d, w);
+    return 1;
 }
 
 static void track_context(struct fleet_device *d, const struct nw_event *e)
@@ -1669,16 +1812,20 @@ size_t fleet_device_advance(struct fleet_device *d, int64_t virt_now_ms, int64_t
     if (caught_up && agent_windower_tick(d->win, virt_now_ms, 2 * SAMPLE_MS, &out[0])) {
         made += enqueue_window(d, &out[0], wall_now_ms, codec);
     }
+    d->virt_now = virt_now_ms;
+    release_holds(d, virt_now_ms, false);
     return made;
 }
 
 size_t fleet_device_flush(struct fleet_device *d, int64_t wall_now_ms, struct nw_codec *codec)
 {
     struct nw_window w;
+    size_t made = 0;
     if (agent_windower_flush(d->win, &w)) {
-        return enqueue_window(d, &w, wall_now_ms, codec);
+        made = enqueue_window(d, &w, wall_now_ms, codec);
     }
-    return 0;
+    release_holds(d, d->virt_now, true);
+    return made;
 }
 
 bool fleet_device_offline_at(const struct fleet_device *d, int64_t virt_ms)
@@ -1823,7 +1970,7 @@ enum nw_err fleet_device_next_message(struct fleet_device *d, struct fleet_batch
                                       struct fleet_message *out, struct nw_error *out_err)
 {
     struct fleet_rec rec, next;
-    if (!fleet_store_peek(d->store, &rec)) {
+    if (!peek_sendable(d, &rec)) {
         return NW_ERR_NOT_FOUND;
     }
     enum fleet_rec_type type = rec.type;
@@ -1837,7 +1984,7 @@ enum nw_err fleet_device_next_message(struct fleet_device *d, struct fleet_batch
     uint64_t floor_seq = fleet_store_floor(d->store, type);
     out->kind = type == FLEET_REC_WINDOW ? NW_TOPIC_TELEMETRY : NW_TOPIC_EVENT;
     fleet_store_take(d->store);
-    bool more = b->batch_max > 1 && fleet_store_peek(d->store, &next) && next.type == type;
+    bool more = b->batch_max > 1 && peek_sendable(d, &next) && next.type == type;
     if (!more) {
         /* The record is the one-entry batch; add its floor (field 4). */
         size_t len = rec.len;
@@ -1858,7 +2005,7 @@ enum nw_err fleet_device_next_message(struct fleet_device *d, struct fleet_batch
         } else {
             reject(d, "record", &err);
         }
-        if (n == b->batch_max || !fleet_store_peek(d->store, &rec) || rec.type != type) {
+        if (n == b->batch_max || !peek_sendable(d, &rec) || rec.type != type) {
             break;
         }
         fleet_store_take(d->store);

@@ -55,17 +55,42 @@
  * newest records and the lease with them, and then seqs may be reused, as
  * dq.h explains for the agent.
  *
- * Faults (agent_fault_parse syntax, RULE@DEVICE[:START[:LEN]]):
+ * Faults (agent_fault_parse syntax, RULE@DEVICE[:START[:LEN]]); each holds
+ * for [START, START+LEN) of virtual time from the run's start, then clears:
  *   signal faults (sim.h)  passed to the device's model
  *   device_offline         fleet_device_offline_at() is true from START for
  *                          LEN; the shell drops the connection (the broker
  *                          publishes the will) and reconnects after it
- *   data_gap               the first window made at or after START skips
- *                          one window seq: a hole that never fills
+ *   data_gap with LEN      the first window made at or after START is held
+ *                          back: stored (so every batch's queue_floor stays
+ *                          at or below it and a collector never declares it
+ *                          lost) but not sent until virtual START+LEN (or
+ *                          the end of the run, if sooner), then sent with
+ *                          its own seq and start time (a rewind: everything
+ *                          unacked after it goes again, since a collector
+ *                          acks only contiguous seqs): a late-filled gap
+ *   data_gap without LEN   the first window made at or after START skips
+ *                          one window seq: a hole that never fills, which
+ *                          the queue floor declares lost at once
  *   unknown_device         the device is left out of the inventory
- *   maintenance_due        running hours start START of needle time below
- *                          the 500 h service interval (default 60 s), so
- *                          the device crosses it during the run
+ *   maintenance_due        the service hours of a new device start just
+ *                          below the 500 h service interval, by exactly the
+ *                          needle time its model runs in the windows that
+ *                          start before START (computed by running a copy
+ *                          of the model ahead), so they exceed the interval
+ *                          from the first running window at or after START;
+ *                          at START+LEN the model emits a maintenance event
+ *                          (action "service", resets_service). The status
+ *                          odometer (odometer_cycles, running_s) is a
+ *                          lifetime count and is not reset: hours since
+ *                          service = running_s - running_s at the last
+ *                          resets_service maintenance, i.e. the running_ms
+ *                          of the windows stamped at or after the event,
+ *                          summed (before any such event: running_s)
+ * A device with a device_offline or a data_gap-with-LEN fault keeps LEN of
+ * windows unacknowledged, so its store gets --buffer plus
+ * FLEET_HOLD_BYTES_PER_WINDOW per window of LEN (at most
+ * FLEET_HOLD_BUFFER_MAX): the fault causes no overflow drops.
  */
 #ifndef AGENT_FLEET_H
 #define AGENT_FLEET_H
@@ -92,6 +117,10 @@
 #define FLEET_MAX_PAST_MS (30LL * 24 * 3600 * 1000) /* collectors' default horizon */
 #define FLEET_QUEUE_DIR_MAX 3000
 #define FLEET_TIME_LEASE_WINDOWS 32
+/* Store room a device_offline or held data_gap fault adds per window of
+ * its LEN (a stored window record is ~170 bytes), up to a bound. */
+#define FLEET_HOLD_BYTES_PER_WINDOW 256
+#define FLEET_HOLD_BUFFER_MAX ((size_t)64 << 20)
 /* Descriptors a disk store holds while the device runs: the queue
  * directory (its flock), the segment being written and the segment being
  * read. Opening, rolling a segment and writing dq.state or sim.state
@@ -442,7 +471,8 @@ void fleet_device_status(const struct fleet_device *d, enum nw_device_state stat
 
 struct fleet_device_stats {
     uint64_t windows_made, events_made;
-    uint64_t windows_skipped; /* seqs skipped by data_gap */
+    uint64_t windows_skipped; /* seqs skipped by data_gap without LEN */
+    uint64_t windows_held;    /* windows held back by data_gap with LEN */
     uint64_t rejected;        /* made but refused by validation or encoding */
     uint64_t messages, windows_sent, events_sent;
     uint64_t windows_acked, events_acked;

@@ -36,7 +36,7 @@
 #define FAULT_DEPTH_MM 0.62
 #define FAULT_PIGMENT_FACTOR 5.0
 #define SHARED_CARTRIDGE "CRT-SHARED-0001"
-#define PENDING_MAX 4
+#define PENDING_MAX 6 /* a session start (3) and a fault-end event or two */
 
 enum phase { PHASE_IDLE, PHASE_RUN, PHASE_PAUSE };
 
@@ -50,7 +50,9 @@ struct agent_sim {
     int64_t session_end; /* 0 outside a session */
     unsigned session_no;
     bool reuse_done;
-    bool reuse_next; /* the next session re-inserts the previous cartridge */
+    bool reuse_next;                 /* the next session re-inserts the previous cartridge */
+    int64_t reuse_end;               /* the re-inserting session ends then (START + LEN) */
+    bool done[AGENT_SIM_MAX_FAULTS]; /* one-shot actions at a fault's end */
     char session_id[NW_ID_MAX + 1];
     char cartridge_id[NW_ID_MAX + 1];
     char prev_cartridge[NW_ID_MAX + 1];
@@ -167,8 +169,63 @@ bool agent_sim_fault_active(const struct agent_sim *s, enum agent_fault_kind kin
     return false;
 }
 
+/* Faults that change the needle signal: a session is kept open (or
+ * opened) over them, so they hold for their whole LEN. */
+static bool is_signal_fault(enum agent_fault_kind kind)
+{
+    return kind == AGENT_FAULT_RATE_OUT_OF_SPEC || kind == AGENT_FAULT_RATE_UNSTABLE ||
+           kind == AGENT_FAULT_DEPTH_OUT_OF_SPEC || kind == AGENT_FAULT_PIGMENT_OVERUSE ||
+           kind == AGENT_FAULT_CARTRIDGE_WORN;
+}
+
+static int64_t fault_start(const struct agent_sim *s, const struct agent_fault *f)
+{
+    return s->opt.start_ms + f->start_ms;
+}
+
+static int64_t fault_end(const struct agent_sim *s, const struct agent_fault *f)
+{
+    return s->opt.start_ms + f->start_ms + (f->len_ms > 0 ? f->len_ms : 0);
+}
+
+/* The latest end of the signal faults active at t; 0 when none is. */
+static int64_t signal_fault_until(const struct agent_sim *s, int64_t t)
+{
+    int64_t until = 0;
+    for (size_t i = 0; i < s->opt.nfaults; i++) {
+        const struct agent_fault *f = &s->opt.faults[i];
+        if (is_signal_fault(f->kind) && agent_sim_fault_active(s, f->kind, t) &&
+            fault_end(s, f) > until) {
+            until = fault_end(s, f);
+        }
+    }
+    return until;
+}
+
+/* The earliest time >= t at which an idle machine has something to do
+ * because of a fault: a signal or reuse fault starts (or holds), a
+ * maintenance event is due. INT64_MAX when none. */
+static int64_t idle_wake(const struct agent_sim *s, int64_t t)
+{
+    int64_t best = INT64_MAX;
+    for (size_t i = 0; i < s->opt.nfaults; i++) {
+        const struct agent_fault *f = &s->opt.faults[i];
+        int64_t a = fault_start(s, f), e = fault_end(s, f), cand = INT64_MAX;
+        if ((is_signal_fault(f->kind) ||
+             (f->kind == AGENT_FAULT_CARTRIDGE_REUSE && !s->reuse_done)) &&
+            f->len_ms > 0 && e > t) {
+            cand = a > t ? a : t;
+        } else if (f->kind == AGENT_FAULT_MAINTENANCE_DUE && !s->done[i]) {
+            cand = e > t ? e : t;
+        }
+        best = cand < best ? cand : best;
+    }
+    return best;
+}
+
 /* ---- events ----------------------------------------------------------- */
 
+/* Callers make sure there is room (PENDING_MAX). */
 static struct nw_event *push_event(struct agent_sim *s, enum nw_event_kind kind, int64_t t)
 {
     struct nw_event *e = &s->pending[s->npending++];
@@ -176,6 +233,20 @@ static struct nw_event *push_event(struct agent_sim *s, enum nw_event_kind kind,
     e->kind = kind;
     e->time_ms = t;
     return e;
+}
+
+static void new_cartridge_id(struct agent_sim *s)
+{
+    snprintf(s->cartridge_id, sizeof(s->cartridge_id), "CRT-%012llx",
+             (unsigned long long)(next_u64(s) & 0xffffffffffffULL));
+}
+
+static void push_inserted(struct agent_sim *s, int64_t t)
+{
+    struct nw_event *e = push_event(s, NW_EVENT_CARTRIDGE_INSERTED, t);
+    snprintf(e->cartridge_id, sizeof(e->cartridge_id), "%s", s->cartridge_id);
+    snprintf(e->needle_config, sizeof(e->needle_config), "3RL");
+    snprintf(e->lot, sizeof(e->lot), "CL-%04u", (unsigned)(next_u64(s) % 100));
 }
 
 static void begin_session(struct agent_sim *s, int64_t t, bool reuse)
@@ -187,18 +258,13 @@ static void begin_session(struct agent_sim *s, int64_t t, bool reuse)
         snprintf(s->cartridge_id, sizeof(s->cartridge_id), "%s",
                  s->prev_cartridge[0] ? s->prev_cartridge : SHARED_CARTRIDGE);
     } else {
-        snprintf(s->cartridge_id, sizeof(s->cartridge_id), "CRT-%012llx",
-                 (unsigned long long)(next_u64(s) & 0xffffffffffffULL));
+        new_cartridge_id(s);
     }
     snprintf(s->pigment_lot, sizeof(s->pigment_lot), "PL-%04u", (unsigned)(next_u64(s) % 40));
-    s->npending = s->pending_at = 0;
     struct nw_event *e = push_event(s, NW_EVENT_SESSION_START, t);
     snprintf(e->session_id, sizeof(e->session_id), "%s", s->session_id);
     snprintf(e->operator_code, sizeof(e->operator_code), "OP-%02u", (unsigned)(next_u64(s) % 12));
-    e = push_event(s, NW_EVENT_CARTRIDGE_INSERTED, t);
-    snprintf(e->cartridge_id, sizeof(e->cartridge_id), "%s", s->cartridge_id);
-    snprintf(e->needle_config, sizeof(e->needle_config), "3RL");
-    snprintf(e->lot, sizeof(e->lot), "CL-%04u", (unsigned)(next_u64(s) % 100));
+    push_inserted(s, t);
     e = push_event(s, NW_EVENT_PIGMENT_LOADED, t);
     snprintf(e->lot, sizeof(e->lot), "%s", s->pigment_lot);
     snprintf(e->shade, sizeof(e->shade), "Charcoal %u", (unsigned)(next_u64(s) % 6) + 1);
@@ -210,7 +276,6 @@ static void begin_session(struct agent_sim *s, int64_t t, bool reuse)
 
 static void end_session(struct agent_sim *s, int64_t t)
 {
-    s->npending = s->pending_at = 0;
     struct nw_event *e = push_event(s, NW_EVENT_CARTRIDGE_REMOVED, t);
     snprintf(e->cartridge_id, sizeof(e->cartridge_id), "%s", s->cartridge_id);
     e = push_event(s, NW_EVENT_SESSION_END, t);
@@ -222,11 +287,49 @@ static void end_session(struct agent_sim *s, int64_t t)
     s->phase_end = t + between_s(s, s->opt.gap_min_s, s->opt.gap_max_s);
 }
 
-/* Moves the state machine to time t, queueing boundary events. */
+/* One-shot events at a fault's end: the maintenance that resets the
+ * service counter; a worn cartridge replaced in a session that goes on
+ * (a session that ends removes it anyway). keep: queue slots left for the
+ * caller's own events. Stamped at the fault's end, the first step at or
+ * after it; one that found no room goes at the next step, stamped then. */
+static void fault_end_events(struct agent_sim *s, int64_t t, size_t keep)
+{
+    for (size_t i = 0; i < s->opt.nfaults; i++) {
+        const struct agent_fault *f = &s->opt.faults[i];
+        int64_t e = fault_end(s, f);
+        if (s->done[i] || t < e || s->npending + keep + 2 > PENDING_MAX) {
+            continue;
+        }
+        int64_t at = t - e < (int64_t)s->opt.sample_ms ? e : t;
+        if (f->kind == AGENT_FAULT_MAINTENANCE_DUE) {
+            s->done[i] = true;
+            struct nw_event *ev = push_event(s, NW_EVENT_MAINTENANCE, at);
+            snprintf(ev->action, sizeof(ev->action), "service");
+            ev->resets_service = true;
+        } else if (f->kind == AGENT_FAULT_CARTRIDGE_WORN && s->session_end && t < s->session_end) {
+            s->done[i] = true;
+            struct nw_event *ev = push_event(s, NW_EVENT_CARTRIDGE_REMOVED, t);
+            snprintf(ev->cartridge_id, sizeof(ev->cartridge_id), "%s", s->cartridge_id);
+            new_cartridge_id(s);
+            push_inserted(s, t);
+        }
+    }
+}
+
+/* Moves the state machine to time t, queueing boundary events. Called
+ * only when every queued event has been handed out. */
 static void advance(struct agent_sim *s, int64_t t)
 {
+    s->npending = s->pending_at = 0;
     if (!s->reuse_done && agent_sim_fault_active(s, AGENT_FAULT_CARTRIDGE_REUSE, t)) {
         s->reuse_done = s->reuse_next = true;
+        for (size_t i = 0; i < s->opt.nfaults; i++) {
+            if (s->opt.faults[i].kind == AGENT_FAULT_CARTRIDGE_REUSE &&
+                agent_sim_fault_active(s, AGENT_FAULT_CARTRIDGE_REUSE, t)) {
+                s->reuse_end = fault_end(s, &s->opt.faults[i]);
+                break;
+            }
+        }
         if (s->session_end) {
             end_session(s, t);
             s->phase_end = t; /* the re-inserting session follows at once */
@@ -235,16 +338,35 @@ static void advance(struct agent_sim *s, int64_t t)
         s->phase_end = t;
     }
     if (s->phase == PHASE_IDLE) {
-        if (t >= s->phase_end) {
-            begin_session(s, t, s->reuse_next);
+        fault_end_events(s, t, 3);
+        if (t >= s->phase_end || signal_fault_until(s, t) > t) {
+            bool reuse = s->reuse_next;
+            begin_session(s, t, reuse);
             s->reuse_next = false;
+            if (reuse) {
+                int64_t min_end = t + s->opt.sample_ms;
+                s->session_end = s->reuse_end > min_end ? s->reuse_end : min_end;
+            }
         }
         return;
     }
     if (t >= s->session_end) {
-        end_session(s, t);
-        return;
+        int64_t until = signal_fault_until(s, t);
+        if (until > t) {
+            s->session_end = until; /* a signal fault holds: the session goes on */
+        } else {
+            fault_end_events(s, t, 2); /* a maintenance due now comes first */
+            end_session(s, t);
+            for (size_t i = 0; i < s->opt.nfaults; i++) {
+                if (s->opt.faults[i].kind == AGENT_FAULT_CARTRIDGE_WORN &&
+                    t >= fault_end(s, &s->opt.faults[i])) {
+                    s->done[i] = true; /* removed with the session */
+                }
+            }
+            return;
+        }
     }
+    fault_end_events(s, t, 0);
     if (t >= s->phase_end) {
         bool to_pause = s->phase == PHASE_RUN;
         s->phase = to_pause ? PHASE_PAUSE : PHASE_RUN;
@@ -303,7 +425,10 @@ enum agent_input_kind agent_sim_next(struct agent_sim *s, int64_t until_ms, stru
             return out->kind;
         }
         if (s->phase == PHASE_IDLE && s->t < s->phase_end) {
-            s->t = s->phase_end; /* no samples between sessions */
+            /* no samples between sessions: on to the next session, or to a
+             * fault that cannot wait for it */
+            int64_t wake = idle_wake(s, s->t);
+            s->t = wake < s->phase_end ? wake : s->phase_end;
         }
         if (s->t > until_ms) {
             return out->kind = AGENT_INPUT_NONE;
@@ -366,7 +491,8 @@ enum nw_err agent_fault_parse(const char *spec, struct agent_fault *out,
     }
     snprintf(out_device, NW_DEVICE_ID_MAX + 1, "%s", dev);
     out->start_ms = 60000;
-    out->len_ms = 30000;
+    /* data_gap without LEN: a seq skipped for good (see sim.h) */
+    out->len_ms = out->kind == AGENT_FAULT_DATA_GAP ? AGENT_FAULT_LEN_NONE : 30000;
     if (start && parse_part(start, "START", &out->start_ms, out_err) != NW_OK) {
         return NW_ERR_CONFIG;
     }

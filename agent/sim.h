@@ -14,18 +14,40 @@
  * with cartridge_removed and session_end. Samples come every sample_ms
  * while a session is open (rate 0 in pauses); none between sessions.
  *
- * Faults (named like the alert rules they must trigger) change the signal
- * from START to START+LEN of virtual time after the model's start:
+ * Faults (named like the alert rules they must trigger) hold from START to
+ * START+LEN of virtual time after the model's start, then clear:
  *   needle_rate_out_of_spec  rate 152 Hz, needle forced on
- *   needle_rate_unstable     rate swings +-12 Hz sample to sample
+ *   needle_rate_unstable     rate 108/132 Hz sample to sample (in spec, but
+ *                            max-min 24 Hz in any window of 2+ samples),
+ *                            needle forced on
  *   needle_depth_out_of_spec depth 0.62 mm, needle forced on
- *   pigment_overuse          5x pigment per cycle
- *   cartridge_reuse          at START a new session re-inserts the previous
- *                            session's cartridge (or a fixed shared id)
- *   cartridge_worn           no pauses: one cartridge runs continuously
- * The other rules (device_offline, data_gap, unknown_device,
- * maintenance_due) are faults of the device's connection or identity, and
- * are made by the program driving the model.
+ *   pigment_overuse          5x pigment per cycle (the needle is not forced:
+ *                            pigment per running minute is 5x)
+ *   cartridge_worn           no pauses: one cartridge runs continuously,
+ *                            +120 cycles per second of LEN (~2 % spread)
+ *                            at the model's 120 Hz; at START+LEN it is
+ *                            removed (a new one goes in if the session
+ *                            goes on)
+ *   cartridge_reuse          at START the session ends and a new one
+ *                            re-inserts its cartridge (or, before any
+ *                            session, a fixed shared id); that session
+ *                            ends at START+LEN
+ *   maintenance_due          a maintenance event (action "service",
+ *                            resets_service) at START+LEN; the service
+ *                            hours before it are the driver's business
+ *                            (fleet.c starts them so that they cross the
+ *                            interval at START)
+ * The signal faults above (all but cartridge_reuse and maintenance_due)
+ * keep a session open over their whole span: one that would end inside it
+ * is extended to its end, and one that starts between sessions opens a
+ * session at START (idle time has no samples). So each holds for exactly
+ * [START, START+LEN) on the sample grid. Normal sessions: 30 min to 4 h
+ * (options), needle bursts of 20-120 s at 120 +- 1.5 Hz and pauses of
+ * 5-40 s (running ~75 % of a session, 96 % at most over a few minutes),
+ * idle gaps of 10-60 min between sessions.
+ * The other rules (device_offline, data_gap, unknown_device) are faults of
+ * the device's connection or identity, made by the program driving the
+ * model (fleet.h).
  */
 #ifndef AGENT_SIM_H
 #define AGENT_SIM_H
@@ -60,8 +82,11 @@ enum agent_fault_kind agent_fault_from_name(const char *name);
 struct agent_fault {
     enum agent_fault_kind kind;
     int64_t start_ms; /* offset from the model's start time */
-    int64_t len_ms;
+    int64_t len_ms;   /* AGENT_FAULT_LEN_NONE: no LEN given (data_gap only) */
 };
+
+/* data_gap without LEN: the seq is skipped, not held (never active here). */
+#define AGENT_FAULT_LEN_NONE (-1)
 
 #define AGENT_SIM_MAX_FAULTS 8
 

@@ -172,7 +172,7 @@ static const struct nw_cfg_key keys[] = {
     {"alerts", "renotify", NW_CFG_DURATION_MS, F(renotify_ms), .def = "30m",
      .help = "an unacknowledged critical alert notifies again this often; 0: never"},
     {"alerts", "offline_after", NW_CFG_DURATION_MS, F(offline_after_ms), .def = "90s", .min = 1000,
-     .help = "no message from a device this long: device_offline"},
+     .max = 86400000, .help = "no message from a device this long: device_offline"},
     {"alerts", "late_after", NW_CFG_DURATION_MS, F(late_after_ms), .def = "60s",
      .help = "an alert whose event time is this much older than now is marked late"},
     {"alerts", "session_grace", NW_CFG_DURATION_MS, F(session_grace_ms), .def = "2s",
@@ -376,7 +376,10 @@ static int apply(const char *dotted, const char *value)
 static int load_config(int argc, char **argv)
 {
     struct nw_error err = {0};
-    nw_config_defaults(keys, NKEYS, &C.cfg, &err);
+    if (nw_config_defaults(keys, NKEYS, &C.cfg, &err) != NW_OK) { /* a table bug */
+        fprintf(stderr, "needlewatch-collector: %s\n", err.msg);
+        return 2;
+    }
     rules_config_defaults(&C.rules);
     C.nspecs = 1;
     snprintf(C.specs[0].model, sizeof(C.specs[0].model), "*");

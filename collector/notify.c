@@ -76,7 +76,7 @@ static const char *const drop_words[DROP__COUNT] = {
     "HTTP 422", "HTTP 4xx", "HTTP 3xx", "HTTP other", "unformattable",
 };
 static const char *const overflow_words[] = {"queue full"};
-static const char *const input_words[] = {"bad size", "multipart"};
+static const char *const input_words[] = {"bad size", "multipart", "not encodable"};
 
 struct curl_sock {
     curl_socket_t fd;
@@ -113,7 +113,6 @@ struct notify {
     uint64_t rng;
     bool down;
     int64_t down_since;
-    char down_reason[160];
 
     struct nw_logonce *lo_drop, *lo_overflow, *lo_input;
 };
@@ -246,7 +245,7 @@ static int64_t parse_retry_after(const char *v)
         return -1;
     }
     int64_t ms = (int64_t)t * 1000 - nw_clock_realtime_ms();
-    return ms < 0 ? 0 : ms;
+    return ms < 0 ? 0 : ms > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : ms;
 }
 
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
@@ -382,7 +381,7 @@ enum nw_err notify_new(const struct notify_options *opt, void *zctx, struct noti
     n->lo_overflow = nw_logonce_new(NW_LOG_WARN, "notify", "webhook queue full", "notifications",
                                     overflow_words, 1, LOG_INTERVAL_MS);
     n->lo_input = nw_logonce_new(NW_LOG_WARN, "notify", "bad alert message", "messages",
-                                 input_words, 2, LOG_INTERVAL_MS);
+                                 input_words, 3, LOG_INTERVAL_MS);
     enum nw_err rc = NW_OK;
     if (!n->endpoint || (opt->pub_endpoint && opt->pub_endpoint[0] && !n->pub_endpoint) ||
         (opt->webhook_url && opt->webhook_url[0] && !n->url) || !n->codec || !n->lo_drop ||
@@ -449,11 +448,12 @@ static void publish(struct notify *n, const struct nw_alert *a)
     size_t len = 0;
     struct nw_error err = {0};
     if (nw_codec_encode_alert(n->codec, a, n->pb, sizeof(n->pb), &len, &err) != NW_OK) {
-        nw_logonce_hit(n->lo_input, 0, "alert %" PRIu64 " not encodable: %s", a->alert_id, err.msg);
+        nw_logonce_hit(n->lo_input, 2, "alert %" PRIu64 " not published: %s", a->alert_id, err.msg);
         return;
     }
     int tl = snprintf(topic, sizeof(topic), "alert.%s.%s.%s", nw_severity_name(a->severity),
                       a->rule, a->device_id);
+    tl = tl < 0 ? 0 : tl >= (int)sizeof(topic) ? (int)sizeof(topic) - 1 : tl;
     /* A PUB socket never blocks; DONTWAIT only guards against surprises. */
     if (zmq_send(n->pub, topic, (size_t)tl, ZMQ_SNDMORE | ZMQ_DONTWAIT) == tl &&
         zmq_send(n->pub, n->pb, len, ZMQ_DONTWAIT) == (int)len) {
@@ -733,9 +733,15 @@ static void turn(struct notify *n, int64_t until)
 
 void notify_run(struct notify *n, volatile sig_atomic_t *stop)
 {
-    nw_log(NW_LOG_NOTICE, "notify", "alerts from %s; PUB %s; webhook %s (queue %zu, timeout %d ms)",
-           n->endpoint, n->pub ? n->pub_endpoint : "off", n->multi ? n->name : "off", n->queue_max,
-           n->timeout_ms);
+    if (n->multi) {
+        nw_log(NW_LOG_NOTICE, "notify",
+               "alerts from %s; PUB %s; webhook %s (queue %zu, timeout %d ms, backoff %d-%d ms)",
+               n->endpoint, n->pub ? n->pub_endpoint : "off", n->name, n->queue_max, n->timeout_ms,
+               n->backoff_min_ms, n->backoff_max_ms);
+    } else {
+        nw_log(NW_LOG_NOTICE, "notify", "alerts from %s; PUB %s; webhook off", n->endpoint,
+               n->pub ? n->pub_endpoint : "off");
+    }
     while (!*stop) {
         turn(n, nw_clock_mono_ms() + TICK_MS);
     }

@@ -17,11 +17,13 @@ packages=(
   libmosquitto-dev libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
   libcurl4-openssl-dev libsqlite3-dev libinih-dev libmicrohttpd-dev
   libcmocka-dev
+  libssl-dev  # deploy/plugin: the broker plugin reads client certificates (OpenSSL)
   # servers and clients used by tests, benchmarks and the quickstart
   mosquitto mosquitto-clients mosquitto-dev influxdb victoria-metrics
   sqlite3 curl openssl procps iproute2 python3
   # independent protobuf implementation for the interop test
   python3-protobuf protobuf-compiler
+  python3-jsonschema chromium time  # needlewatch CLI: JSON Schema and headless HTML tests, report bench
 )
 
 missing=()

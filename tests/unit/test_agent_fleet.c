@@ -1318,7 +1318,9 @@ static void bounded_and_drops_counted(const char *queue_dir)
     struct fleet_device *d = fleet_device_new(&cfg, 2, v0, 5);
     struct nw_status s;
     fleet_device_status(d, NW_DEVICE_ONLINE, v0, 30, &s);
-    assert_int_equal(s.running_s, FLEET_SERVICE_INTERVAL_S - 60);
+    /* START (60 s) of the model's needle time below the interval */
+    assert_true(s.running_s < FLEET_SERVICE_INTERVAL_S &&
+                s.running_s >= FLEET_SERVICE_INTERVAL_S - 60);
     /* two hours without a single ack */
     for (int64_t t = v0; t <= T0; t += 10000) {
         fleet_device_advance(d, t, T0, c, 4096);
@@ -1618,6 +1620,219 @@ static void device_refuses_a_foreign_or_damaged_state(void **state)
     scratch_remove(&dir);
 }
 
+/* ---- faults that hold for LEN, then clear ---------------------------------- */
+
+/* A collector in a test: what it received, and what it acks (the highest
+ * contiguous window seq, or past seqs below the batch's queue_floor). */
+struct fake_collector {
+    bool seen[4096];
+    uint64_t acked, top_event;
+    int64_t held_sent_at; /* virtual time the held window first arrived */
+    struct nw_window held;
+    uint64_t max_floor_before; /* highest floor seen before the held window arrived */
+};
+
+static void collector_take(struct fleet_device *d, struct fleet_batcher *b, struct nw_codec *c,
+                           struct fake_collector *fc, uint64_t held_seq, int64_t virt)
+{
+    static struct nw_window w[256];
+    static struct nw_event e[256];
+    struct fleet_message m;
+    while (fleet_device_next_message(d, b, &m, NULL) == NW_OK) {
+        fleet_device_sent(d, &m);
+        if (m.kind == NW_TOPIC_EVENT) {
+            struct nw_event_batch eb = {.events = e, .capacity = 256};
+            assert_int_equal(nw_codec_decode_events(c, m.payload, m.len, &eb, NULL, NULL), NW_OK);
+            fc->top_event = e[eb.count - 1].seq;
+            continue;
+        }
+        struct nw_window_batch wb = {.windows = w, .capacity = 256};
+        assert_int_equal(nw_codec_decode_windows(c, m.payload, m.len, &wb, NULL, NULL), NW_OK);
+        for (size_t i = 0; i < wb.count; i++) {
+            assert_true(w[i].seq < 4096);
+            if (w[i].seq == held_seq && fc->held_sent_at < 0) {
+                fc->held_sent_at = virt;
+                fc->held = w[i];
+            }
+            fc->seen[w[i].seq] = true;
+        }
+        if (fc->held_sent_at < 0 && wb.queue_floor > fc->max_floor_before) {
+            fc->max_floor_before = wb.queue_floor;
+        }
+        if (wb.queue_floor > fc->acked + 1) {
+            fc->acked = wb.queue_floor - 1; /* the device no longer holds those */
+        }
+    }
+    while (fc->acked + 1 < 4096 && fc->seen[fc->acked + 1]) {
+        fc->acked++;
+    }
+    ack_upto(d, fc->acked, fc->top_event);
+}
+
+/*
+ * data_gap with LEN: the first window at or after START is kept in the
+ * store but not sent until START+LEN; meanwhile every batch's queue_floor
+ * stays at or below it, so a collector acking by floor never passes it;
+ * then it arrives with its original seq and start time, the collector's
+ * contiguous ack moves past it and nothing is left. The device's 16 KiB
+ * buffer grows to hold LEN of windows: nothing dropped.
+ */
+static void data_gap_holds_a_window_for_len(void **state)
+{
+    (void)state;
+    struct fleet_config cfg;
+    fleet_config_init(&cfg); /* 16 KiB buffer */
+    cfg.ndevices = 3;
+    assert_int_equal(fleet_config_add_fault(&cfg, "data_gap@SIM-0002:30s:11m", NULL), NW_OK);
+    struct nw_codec *c = codec();
+    struct fleet_batcher *b = fleet_batcher_new(c, 256);
+    const int64_t v0 = T0 - 3600000, start = 30000, len = 660000;
+    struct fleet_device *d = fleet_device_new(&cfg, 2, v0, 5);
+    static struct fake_collector fc;
+    memset(&fc, 0, sizeof(fc));
+    fc.held_sent_at = -1;
+    uint64_t held_seq = 0;
+    for (int64_t t = v0; t <= v0 + 15 * 60000; t += 1000) {
+        fleet_device_advance(d, t, T0, c, 100000);
+        collector_take(d, b, c, &fc, held_seq, t);
+        if (!held_seq && t - v0 >= start + 3000) {
+            /* the held one: the first window starting at or after START */
+            held_seq = fc.acked + 1;
+            assert_false(fc.seen[held_seq]);
+            assert_true(fc.seen[held_seq + 1]);
+        }
+        if (held_seq && t - v0 < start + len) {
+            assert_int_equal(fc.acked, held_seq - 1); /* never declared lost */
+        }
+    }
+    assert_true(held_seq >= 29 && held_seq <= 32);
+    assert_true(fc.max_floor_before >= 1 && fc.max_floor_before <= held_seq);
+    assert_true(fc.held_sent_at >= v0 + start + len && fc.held_sent_at < v0 + start + len + 1000);
+    assert_int_equal(fc.held.seq, held_seq);
+    assert_true(fc.held.start_ms >= v0 + start && fc.held.start_ms < v0 + start + 1000);
+    struct fleet_device_stats st;
+    fleet_device_get_stats(d, &st);
+    assert_int_equal(st.windows_held, 1);
+    assert_int_equal(st.windows_skipped, 0);
+    assert_int_equal(st.windows_dropped + st.events_dropped, 0);
+    assert_int_equal(fc.acked, st.last_window_seq); /* gap-free, all acked */
+    uint64_t un = 0;
+    fleet_device_unacked(d, &un, NULL);
+    assert_int_equal(un, 0);
+    fleet_device_destroy(&d);
+
+    /* a run that ends before START+LEN lets the window go at its end */
+    d = fleet_device_new(&cfg, 2, v0, 5);
+    memset(&fc, 0, sizeof(fc));
+    fc.held_sent_at = -1;
+    fleet_device_advance(d, v0 + 120000, T0, c, 100000);
+    collector_take(d, b, c, &fc, 0, v0 + 120000);
+    held_seq = fc.acked + 1;
+    assert_false(fc.seen[held_seq]);
+    fleet_device_flush(d, T0, c);
+    collector_take(d, b, c, &fc, held_seq, v0 + 120000);
+    assert_int_equal(fc.held.seq, held_seq);
+    fleet_device_get_stats(d, &st);
+    assert_int_equal(fc.acked, st.last_window_seq);
+    fleet_device_destroy(&d);
+    fleet_batcher_destroy(&b);
+    nw_codec_destroy(&c);
+}
+
+/*
+ * maintenance_due: the service hours reach the interval exactly with the
+ * windows that start before START (the model's needle time before START
+ * is computed ahead) and exceed it from the first running window after;
+ * a maintenance event (service, resets_service) at START+LEN; the status
+ * odometer (running_s, a lifetime count) goes on: hours since service are
+ * the windows' running_ms after the event.
+ */
+static void maintenance_due_crosses_at_start_and_resets_at_len(void **state)
+{
+    (void)state;
+    struct fleet_config cfg;
+    fleet_config_init(&cfg);
+    cfg.ndevices = 2;
+    cfg.buffer_bytes = 1 << 20;
+    assert_int_equal(fleet_config_add_fault(&cfg, "maintenance_due@SIM-0001:2m:3m", NULL), NW_OK);
+    struct nw_codec *c = codec();
+    struct fleet_batcher *b = fleet_batcher_new(c, 256);
+    const int64_t v0 = T0 - 3600000, start = 120000, len = 180000;
+    struct fleet_device *d = fleet_device_new(&cfg, 1, v0, 5);
+    struct nw_status s0, s1;
+    fleet_device_status(d, NW_DEVICE_ONLINE, v0, 30, &s0);
+    run_device(d, c, v0, v0 + 8 * 60000);
+    fleet_device_flush(d, T0, c);
+    static struct sent got;
+    take_all(d, b, c, &got);
+    fleet_device_status(d, NW_DEVICE_ONLINE, v0 + 8 * 60000, 30, &s1);
+    uint64_t before = 0, all = 0, after_event = 0;
+    int64_t crossed_at = -1;
+    const uint64_t interval = (uint64_t)FLEET_SERVICE_INTERVAL_S * 1000;
+    for (size_t i = 0; i < got.nw; i++) {
+        all += got.w[i].running_ms;
+        if (got.w[i].start_ms < v0 + start) {
+            before += got.w[i].running_ms;
+        } else if (crossed_at < 0 && got.w[i].running_ms > 0) {
+            crossed_at = got.w[i].start_ms - v0;
+        }
+        if (got.w[i].start_ms >= v0 + start + len) {
+            after_event += got.w[i].running_ms;
+        }
+    }
+    /* base + before == interval: the status at v0 says base (in seconds) */
+    uint64_t base = interval - before;
+    assert_int_equal(s0.running_s, base / 1000);
+    assert_true(before > 0 && before <= (uint64_t)start);
+    assert_true(crossed_at >= start && crossed_at < start + 60000);
+    assert_int_equal(s1.running_s, (base + all) / 1000); /* lifetime: not reset */
+    assert_true(after_event > 0);
+    size_t maint = 0;
+    for (size_t i = 0; i < got.ne; i++) {
+        if (got.e[i].kind == NW_EVENT_MAINTENANCE) {
+            maint++;
+            assert_int_equal(got.e[i].time_ms, v0 + start + len);
+            assert_true(got.e[i].resets_service);
+            assert_string_equal(got.e[i].action, "service");
+        }
+    }
+    assert_int_equal(maint, 1);
+    fleet_device_destroy(&d);
+    fleet_batcher_destroy(&b);
+    nw_codec_destroy(&c);
+}
+
+/* device_offline: LEN of windows unacked fit the device's store. */
+static void offline_device_store_holds_len(void **state)
+{
+    (void)state;
+    struct fleet_config cfg;
+    fleet_config_init(&cfg); /* 16 KiB */
+    cfg.ndevices = 2;
+    assert_int_equal(fleet_config_add_fault(&cfg, "device_offline@SIM-0002:1m:20m", NULL), NW_OK);
+    struct nw_codec *c = codec();
+    const int64_t v0 = T0 - 3600000;
+    struct fleet_device *on = fleet_device_new(&cfg, 1, v0, 5);
+    struct fleet_device *off = fleet_device_new(&cfg, 2, v0, 5);
+    assert_true(fleet_device_offline_at(off, v0 + 60000));
+    assert_true(fleet_device_offline_at(off, v0 + 21 * 60000 - 1));
+    assert_false(fleet_device_offline_at(off, v0 + 21 * 60000));
+    /* 21 minutes without an ack: the faulted device drops nothing */
+    for (int64_t t = v0; t <= v0 + 21 * 60000; t += 5000) {
+        fleet_device_advance(on, t, T0, c, 100000);
+        fleet_device_advance(off, t, T0, c, 100000);
+    }
+    struct fleet_device_stats st;
+    fleet_device_get_stats(off, &st);
+    assert_int_equal(st.windows_dropped + st.events_dropped, 0);
+    assert_true(st.queued_records >= 1200);
+    fleet_device_get_stats(on, &st);
+    assert_true(st.windows_dropped > 0); /* the plain 16 KiB store does not */
+    fleet_device_destroy(&on);
+    fleet_device_destroy(&off);
+    nw_codec_destroy(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1651,6 +1866,9 @@ int main(void)
         cmocka_unit_test(device_resumes_from_queue_dir),
         cmocka_unit_test(device_resumes_after_a_crash),
         cmocka_unit_test(device_refuses_a_foreign_or_damaged_state),
+        cmocka_unit_test(data_gap_holds_a_window_for_len),
+        cmocka_unit_test(maintenance_due_crosses_at_start_and_resets_at_len),
+        cmocka_unit_test(offline_device_store_holds_len),
     };
     /* The disk queue logs every overflow drop; the tests count them. */
     nw_log_init("test_agent_fleet", NW_LOG_ERROR, NW_LOG_TO_STDERR);

@@ -154,9 +154,15 @@ static void fault_specs_parse(void **state)
     assert_string_equal(dev, "DG-7");
     assert_int_equal(f.start_ms, 120000);
     assert_int_equal(f.len_ms, 45000);
-    assert_int_equal(agent_fault_parse("data_gap@X", &f, dev, &err), NW_OK);
+    assert_int_equal(agent_fault_parse("pigment_overuse@X", &f, dev, &err), NW_OK);
     assert_int_equal(f.start_ms, 60000);
     assert_int_equal(f.len_ms, 30000);
+    /* data_gap: without LEN a seq skipped for good, with LEN a held window */
+    assert_int_equal(agent_fault_parse("data_gap@X", &f, dev, &err), NW_OK);
+    assert_int_equal(f.start_ms, 60000);
+    assert_int_equal(f.len_ms, AGENT_FAULT_LEN_NONE);
+    assert_int_equal(agent_fault_parse("data_gap@X:1m:11m", &f, dev, &err), NW_OK);
+    assert_int_equal(f.len_ms, 660000);
     static const struct {
         const char *spec, *msg;
     } bad[] = {
@@ -178,6 +184,232 @@ static void fault_specs_parse(void **state)
     assert_int_equal(agent_fault_from_name("device_offline"), AGENT_FAULT_DEVICE_OFFLINE);
 }
 
+/* ---- every signal fault holds for LEN, then clears ----------------------- */
+
+#define S_MS 300000LL /* fault START */
+#define L_MS 200000LL /* fault LEN: longer than a session of the model below */
+
+/* Whether the sample shows fault kind's signal. */
+static bool shows(enum agent_fault_kind kind, const struct agent_sample *x, double prev_rate)
+{
+    double per_cycle = x->rate_hz > 0 ? x->pigment_ul / (x->rate_hz * 0.1) : 0;
+    switch (kind) {
+    case AGENT_FAULT_RATE_OUT_OF_SPEC:
+        return x->rate_hz > 145;
+    case AGENT_FAULT_RATE_UNSTABLE:
+        return x->rate_hz > 100 && x->rate_hz < 140 && prev_rate > 0 &&
+               (x->rate_hz - prev_rate > 15 || prev_rate - x->rate_hz > 15);
+    case AGENT_FAULT_DEPTH_OUT_OF_SPEC:
+        return x->depth_mm > 0.55;
+    case AGENT_FAULT_PIGMENT_OVERUSE:
+        return per_cycle > 3 * 0.0012; /* x5 the model's 0.0012 uL per cycle */
+    case AGENT_FAULT_CARTRIDGE_WORN:
+        return x->rate_hz > 0;
+    default:
+        return false;
+    }
+}
+
+/*
+ * One machine with 2-minute sessions 10 minutes apart, the fault at START
+ * for LEN (longer than a session): with start_in_session the fault starts
+ * while idle (a session is opened for it), without it the random first gap
+ * decides. Every sample step of [START, START+LEN) is there and shows the
+ * fault (running samples for pigment_overuse, which does not force the
+ * needle); none after it does. A worn cartridge leaves at START+LEN.
+ */
+static void check_signal_fault(enum agent_fault_kind kind, bool start_in_session, uint64_t seed)
+{
+    struct agent_sim_options o = {.seed = seed,
+                                  .device_id = "DG-8",
+                                  .start_ms = T0,
+                                  .start_in_session = start_in_session,
+                                  .session_min_s = 120,
+                                  .session_max_s = 120,
+                                  .gap_min_s = 600,
+                                  .gap_max_s = 600,
+                                  .nfaults = 1};
+    o.faults[0] = (struct agent_fault){kind, S_MS, L_MS};
+    struct agent_sim *s = agent_sim_new(&o);
+    struct agent_input in;
+    size_t inside = 0, showing = 0, running_inside = 0, after_showing = 0;
+    double prev_rate = 0;
+    bool removed_at_end = false, open = false;
+    while (agent_sim_next(s, T0 + S_MS + L_MS + 20 * 60000, &in) != AGENT_INPUT_NONE) {
+        if (in.kind == AGENT_INPUT_EVENT) {
+            int64_t rel = in.event.time_ms - T0;
+            open = in.event.kind == NW_EVENT_SESSION_START ||
+                   (open && in.event.kind != NW_EVENT_SESSION_END);
+            if (in.event.kind == NW_EVENT_CARTRIDGE_REMOVED && rel >= S_MS + L_MS &&
+                rel < S_MS + L_MS + 100) {
+                removed_at_end = true;
+            }
+            if (in.event.kind == NW_EVENT_SESSION_END) {
+                prev_rate = 0;
+            }
+            continue;
+        }
+        assert_true(open);
+        int64_t rel = in.sample.t_ms - T0;
+        bool sig = shows(kind, &in.sample, prev_rate);
+        prev_rate = in.sample.rate_hz;
+        if (rel >= S_MS && rel < S_MS + L_MS) {
+            inside++;
+            showing += sig;
+            running_inside += in.sample.rate_hz > 0;
+        } else if (rel >= S_MS + L_MS) {
+            after_showing += sig;
+        } else if (kind != AGENT_FAULT_CARTRIDGE_WORN) {
+            assert_false(sig); /* before START: nothing */
+        }
+    }
+    if (inside < L_MS / 100 - 1) {
+        fail_msg("%s (start_in_session %d): %zu samples in [START, START+LEN), expected %lld",
+                 agent_fault_name(kind), start_in_session, inside, L_MS / 100);
+    }
+    if (kind == AGENT_FAULT_PIGMENT_OVERUSE) {
+        assert_true(running_inside > inside / 3);
+        assert_int_equal(showing, running_inside);
+    } else if (kind == AGENT_FAULT_RATE_UNSTABLE) {
+        assert_true(showing >= inside - 1); /* the first has no neighbour inside */
+    } else {
+        assert_int_equal(showing, inside);
+    }
+    assert_int_equal(after_showing, kind == AGENT_FAULT_CARTRIDGE_WORN ? after_showing : 0);
+    if (kind == AGENT_FAULT_CARTRIDGE_WORN) {
+        assert_true(removed_at_end); /* the worn cartridge goes at START+LEN */
+    }
+    agent_sim_destroy(&s);
+}
+
+static void signal_faults_hold_for_len_then_clear(void **state)
+{
+    (void)state;
+    static const enum agent_fault_kind kinds[] = {
+        AGENT_FAULT_RATE_OUT_OF_SPEC, AGENT_FAULT_RATE_UNSTABLE, AGENT_FAULT_DEPTH_OUT_OF_SPEC,
+        AGENT_FAULT_PIGMENT_OVERUSE, AGENT_FAULT_CARTRIDGE_WORN};
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        for (uint64_t seed = 1; seed <= 4; seed++) {
+            check_signal_fault(kinds[k], true, seed);  /* idle at START */
+            check_signal_fault(kinds[k], false, seed); /* wherever the first gap ends */
+        }
+    }
+}
+
+/* The worn cartridge's session goes on past START+LEN: it is replaced. */
+static void worn_cartridge_is_replaced_at_the_end(void **state)
+{
+    (void)state;
+    struct agent_sim_options o = {.seed = 2,
+                                  .device_id = "DG-8",
+                                  .start_ms = T0,
+                                  .start_in_session = true,
+                                  .session_min_s = 3600,
+                                  .session_max_s = 3600,
+                                  .nfaults = 1};
+    o.faults[0] = (struct agent_fault){AGENT_FAULT_CARTRIDGE_WORN, 60000, 120000};
+    struct agent_sim *s = agent_sim_new(&o);
+    struct agent_input in;
+    char ids[4][NW_ID_MAX + 1];
+    int64_t at[4];
+    size_t n = 0, removed = 0;
+    while (agent_sim_next(s, T0 + 30 * 60000, &in) != AGENT_INPUT_NONE) {
+        if (in.kind == AGENT_INPUT_EVENT && in.event.kind == NW_EVENT_CARTRIDGE_INSERTED && n < 4) {
+            at[n] = in.event.time_ms - T0;
+            memcpy(ids[n++], in.event.cartridge_id, sizeof(ids[0]));
+        }
+        if (in.kind == AGENT_INPUT_EVENT && in.event.kind == NW_EVENT_CARTRIDGE_REMOVED) {
+            assert_int_equal(in.event.time_ms - T0, 180000);
+            assert_string_equal(in.event.cartridge_id, ids[0]);
+            removed++;
+        }
+    }
+    assert_int_equal(n, 2);
+    assert_int_equal(removed, 1);
+    assert_int_equal(at[1], 180000);
+    assert_string_not_equal(ids[0], ids[1]);
+    agent_sim_destroy(&s);
+}
+
+/* cartridge_reuse: at START a session re-inserts the previous cartridge
+ * and ends at START+LEN, also when START falls between sessions. */
+static void cartridge_reuse_session_ends_at_len(void **state)
+{
+    (void)state;
+    for (int idle = 0; idle <= 1; idle++) {
+        struct agent_sim_options o = {.seed = 11,
+                                      .device_id = "DG-6",
+                                      .start_ms = T0,
+                                      .start_in_session = true,
+                                      .session_min_s = idle ? 60 : 3600,
+                                      .session_max_s = idle ? 60 : 3600,
+                                      .gap_min_s = 1800,
+                                      .gap_max_s = 1800,
+                                      .nfaults = 1};
+        o.faults[0] = (struct agent_fault){AGENT_FAULT_CARTRIDGE_REUSE, 200000, 90000};
+        struct agent_sim *s = agent_sim_new(&o);
+        struct agent_input in;
+        char first[NW_ID_MAX + 1] = "";
+        size_t inserted = 0, ends = 0;
+        int64_t reuse_start = -1, reuse_end = -1;
+        while (agent_sim_next(s, T0 + 20 * 60000, &in) != AGENT_INPUT_NONE) {
+            if (in.kind != AGENT_INPUT_EVENT) {
+                continue;
+            }
+            int64_t rel = in.event.time_ms - T0;
+            if (in.event.kind == NW_EVENT_CARTRIDGE_INSERTED) {
+                if (inserted++ == 0) {
+                    memcpy(first, in.event.cartridge_id, sizeof(first));
+                } else {
+                    assert_string_equal(in.event.cartridge_id, first);
+                    reuse_start = rel;
+                }
+            }
+            if (in.event.kind == NW_EVENT_SESSION_END && ends++ == (idle ? 1 : 1)) {
+                reuse_end = rel;
+            }
+        }
+        assert_int_equal(inserted, 2);
+        assert_int_equal(reuse_start, 200000);
+        assert_int_equal(reuse_end, 290000);
+        agent_sim_destroy(&s);
+    }
+}
+
+/* maintenance_due: one maintenance event (service, resets the counter) at
+ * START+LEN exactly, in a session or between sessions. */
+static void maintenance_event_at_start_plus_len(void **state)
+{
+    (void)state;
+    for (int idle = 0; idle <= 1; idle++) {
+        struct agent_sim_options o = {.seed = 4,
+                                      .device_id = "DG-2",
+                                      .start_ms = T0,
+                                      .start_in_session = true,
+                                      .session_min_s = idle ? 60 : 3600,
+                                      .session_max_s = idle ? 60 : 3600,
+                                      .nfaults = 1};
+        o.faults[0] = (struct agent_fault){AGENT_FAULT_MAINTENANCE_DUE, 90050, 60000};
+        struct agent_sim *s = agent_sim_new(&o);
+        struct agent_input in;
+        size_t n = 0;
+        int64_t last = 0;
+        while (agent_sim_next(s, T0 + 10 * 60000, &in) != AGENT_INPUT_NONE) {
+            int64_t t = in.kind == AGENT_INPUT_SAMPLE ? in.sample.t_ms : in.event.time_ms;
+            assert_true(t >= last);
+            last = t;
+            if (in.kind == AGENT_INPUT_EVENT && in.event.kind == NW_EVENT_MAINTENANCE) {
+                n++;
+                assert_int_equal(in.event.time_ms - T0, 150050);
+                assert_string_equal(in.event.action, "service");
+                assert_true(in.event.resets_service);
+            }
+        }
+        assert_int_equal(n, 1);
+        agent_sim_destroy(&s);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -186,6 +418,10 @@ int main(void)
         cmocka_unit_test(rate_fault_only_inside_its_window),
         cmocka_unit_test(cartridge_reuse_reinserts_the_previous_id),
         cmocka_unit_test(fault_specs_parse),
+        cmocka_unit_test(signal_faults_hold_for_len_then_clear),
+        cmocka_unit_test(worn_cartridge_is_replaced_at_the_end),
+        cmocka_unit_test(cartridge_reuse_session_ends_at_len),
+        cmocka_unit_test(maintenance_event_at_start_plus_len),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
