@@ -32,6 +32,7 @@
 #define TICK_MS 1000                /* offline timeouts, gaps, session ends, re-notify */
 #define NOTES_MAX 256               /* transitions of one message awaiting notification */
 #define SILENCES_MAX 256
+#define ALERT_LOG_PER_S 20 /* alert log lines per worker per second; the rest summarised */
 
 struct wdev {
     char id[NW_DEVICE_ID_MAX + 1];
@@ -80,6 +81,8 @@ struct worker {
     bool rules_failing;
     struct alert_silence silences[SILENCES_MAX];
     size_t nsilences;
+    int64_t log_second;
+    unsigned logged, unlogged;
 };
 
 const struct nw_model_spec *worker_spec_for(const struct nw_model_spec *specs, size_t n,
@@ -408,6 +411,32 @@ static void persist_rules(struct worker *w)
     w->rules_persisted_at = nw_clock_mono_ms();
 }
 
+/* One line per firing and resolved (a state change, not a message), at most
+ * ALERT_LOG_PER_S a second: a storm is summarised, never floods the log. */
+static void log_alert(struct worker *w, const struct nw_alert *a)
+{
+    int64_t sec = nw_clock_mono_ms() / 1000;
+    if (sec != w->log_second) {
+        if (w->unlogged) {
+            nw_log(NW_LOG_NOTICE, "alert", "%u more alert changes not logged (see /alerts)",
+                   w->unlogged);
+        }
+        w->log_second = sec;
+        w->logged = w->unlogged = 0;
+    }
+    if (a->state != NW_ALERT_FIRING && a->state != NW_ALERT_RESOLVED) {
+        return;
+    }
+    if (w->logged++ >= ALERT_LOG_PER_S) {
+        w->unlogged++;
+        return;
+    }
+    nw_log(NW_LOG_NOTICE, "alert", "alert %s: %s on %s (%s): %s%s [%s, id %llu]",
+           nw_alert_state_name(a->state), a->rule, a->device_id, a->clinic, a->message,
+           a->late ? " (late)" : "", nw_severity_name(a->severity),
+           (unsigned long long)a->alert_id);
+}
+
 static bool silenced(struct worker *w, const struct nw_alert *a, int64_t now)
 {
     for (size_t i = 0; i < w->nsilences; i++) {
@@ -431,6 +460,7 @@ static void flush_notes(struct worker *w)
     int64_t now = nw_clock_realtime_ms();
     for (size_t i = 0; i < w->nnotes; i++) {
         const struct nw_alert *a = &w->notes[i];
+        log_alert(w, a);
         if (silenced(w, a, now)) {
             CM_ADD(alerts_silenced, 1);
             continue;

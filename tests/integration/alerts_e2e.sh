@@ -20,6 +20,7 @@ nw_make_workdir alerts-e2e
 nw_start_mosquitto "$NW_WORK" || exit 1
 W=$NW_WORK
 http_port=$(nw_free_port)
+hook_port=$(nw_free_port) # the webhook receiver: down until the fleet has run
 API="http://127.0.0.1:$http_port"
 bg=()
 cpid=
@@ -63,7 +64,11 @@ grep -q '^SIM-0008,' "$W/inventory.csv" && { echo "FAIL: unknown_device is in th
 # every other device keeps the default 3 000 000.
 sed -i 's/^\(SIM-0012,.*\),DG-3$/\1,DG-3-wear-test/' "$W/inventory.csv"
 grep -q '^SIM-0012,.*,DG-3-wear-test$' "$W/inventory.csv" || { echo "FAIL: inventory edit"; exit 1; }
-cat >"$W/collector.ini" <<'EOF'
+cat >"$W/collector.ini" <<EOF
+[alerts]
+webhook = http://127.0.0.1:$hook_port/hook?token=not-in-logs
+webhook_timeout = 1s
+
 [model "DG-3-wear-test"]
 cartridge_max_cycles = 60000
 EOF
@@ -73,10 +78,10 @@ start_collector() {
     --http "127.0.0.1:$http_port" --set store.flush=100ms \
     --set "collector.state=$W/state.db" --set "collector.spool=$W/spool" \
     --set "collector.dead_letter=$W/dead.jsonl" --set "alerts.state=$W/alerts.db" \
-    >>"$W/collector.log" 2>&1 &
+    >>"$W/collector$1.log" 2>&1 &
   cpid=$!
   for _ in $(seq 100); do curl -sf "$API/healthz" >/dev/null && return 0; sleep 0.1; done
-  echo "FAIL: collector did not come up"; cat "$W/collector.log"; exit 1
+  echo "FAIL: collector did not come up"; cat "$W/collector$1.log"; exit 1
 }
 
 # alert_open RULE DEVICE: whether the operator API lists it.
@@ -91,7 +96,7 @@ sys.exit(0 if any(a["rule"] == rule and a["device"] == dev for a in json.load(sy
 mosquitto_sub -h 127.0.0.1 -p "$NW_MQTT_PORT" -V mqttv5 -q 1 -t 'needlewatch/v1/+/alert' \
   -F '%t' >"$W/alert-topics.txt" 2>/dev/null &
 bg+=($!)
-start_collector
+start_collector 1
 # Devices go offline when the sim exits, after its 50 s run and its drain:
 # device_offline is judged on what happened before the end of the run.
 run_end_ms=$(($(date +%s%N) / 1000000 + 50000))
@@ -105,7 +110,7 @@ for _ in $(seq 300); do alert_open needle_rate_out_of_spec SIM-0002 && break; sl
 alert_open needle_rate_out_of_spec SIM-0002 || { echo "FAIL: the rate alert never opened"; exit 1; }
 kill -TERM "$cpid"
 wait "$cpid" || { echo "FAIL: collector exit status $? on SIGTERM"; exit 1; }
-start_collector
+start_collector 2
 alert_open needle_rate_out_of_spec SIM-0002 ||
   { echo "FAIL: the open rate alert was forgotten across the restart"; exit 1; }
 echo "ok: open alert survives a collector restart"
@@ -130,6 +135,33 @@ echo "SIM-0008,Clinic 1,DG-3" >>"$W/inventory.csv"
 kill -HUP "$cpid"
 for _ in $(seq 50); do alert_open unknown_device SIM-0008 || break; sleep 0.1; done
 sleep 1
+
+# The webhook comes back: every change the running collector logged is
+# delivered (the sim above finished with everything acknowledged while it
+# was down: ingest never waited for it).
+python3 "$here/webhook_receiver.py" --record "$W/hook.jsonl" --port "$hook_port" \
+  --parent-pid $$ >"$W/hook.log" 2>&1 &
+bg+=($!)
+expected=$(grep -cE 'alert (firing|resolved):' "$W/collector2.log" || true)
+for _ in $(seq 300); do
+  got=$(python3 -c '
+import json, sys
+print(sum(1 for l in open(sys.argv[1]) if json.loads(l)["json"]["state"] in ("firing", "resolved")))
+' "$W/hook.jsonl" 2>/dev/null || echo 0)
+  [ "$got" -ge "$expected" ] && break
+  sleep 0.1
+done
+python3 - "$W/collector2.log" "$W/hook.jsonl" <<'PY' || exit 1
+import json, re, sys
+logged = set(re.findall(r"alert (firing|resolved): .*\[\w+, id (\d+)\]", open(sys.argv[1]).read()))
+logged = {(state, int(i)) for state, i in logged}
+got = [json.loads(l)["json"] for l in open(sys.argv[2])]
+hooked = {(j["state"], int(j["alert_id"])) for j in got if j["state"] in ("firing", "resolved")}
+if not logged or logged - hooked:
+    sys.exit(f"FAIL: webhook missed {sorted(logged - hooked)} of {len(logged)} logged changes")
+print(f"ok: webhook down during the run, then all {len(logged)} logged alert changes delivered")
+PY
+grep -q 'not-in-logs' "$W"/collector*.log && { echo "FAIL: the webhook token is in the log"; exit 1; }
 kill -TERM "$cpid"
 wait "$cpid" || { echo "FAIL: collector exit status on SIGTERM"; exit 1; }
 cpid=
