@@ -69,6 +69,7 @@ void rules_config_defaults(struct rules_config *cfg)
     cfg->renotify_ms = 30 * 60000;
     cfg->late_after_ms = 60000;
     cfg->session_grace_ms = 2000;
+    cfg->session_cutoff_ms = 600000;
 }
 
 uint64_t rules_alert_id(const char *device, enum rule_id r, int64_t fired_ms)
@@ -574,6 +575,14 @@ void rules_tick(struct rules_dev *d, const struct rules_ctx *c, struct rules_out
     struct session_acc *s = &d->sess;
     if (s->open && s->end_seen && c->now_ms - s->end_wall_ms >= cfg->session_grace_ms &&
         c->now_ms - d->last_seen_wall >= cfg->session_grace_ms) {
+        session_emit(d, out);
+    }
+    /* A device gone in the middle of a session: summarise what came, marked
+     * cut off (if it returns with the same session, the rest is summarised
+     * as a second part). */
+    if (s->open && !s->end_seen && d->r[RULE_OFFLINE].alert_id && cfg->session_cutoff_ms > 0 &&
+        c->now_ms - d->last_seen_wall >= cfg->session_cutoff_ms) {
+        s->cut_off = true;
         session_emit(d, out);
     }
     for (int r = 0; cfg->renotify_ms > 0 && r < RULE__COUNT; r++) {

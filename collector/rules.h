@@ -86,6 +86,7 @@ struct rules_config {
     int64_t renotify_ms;          /* unacked critical re-notifies, 30 min; 0 = off */
     int64_t late_after_ms;        /* an alert this much older than now is late, 60 s */
     int64_t session_grace_ms;     /* wall time a session end waits for windows, 2 s */
+    int64_t session_cutoff_ms;    /* offline this long in a session: summary cut_off, 10 min */
 };
 
 void rules_config_defaults(struct rules_config *cfg);

@@ -467,6 +467,24 @@ static void session_cut_off_by_a_new_one(void **state)
     assert_int_equal(F.out.sessions[0].windows, 3);
 }
 
+static void session_cut_off_by_an_offline_device(void **state)
+{
+    (void)state;
+    event(NW_EVENT_SESSION_START, "s-7", false);
+    run_windows(4, 120, 0.35);
+    struct nw_status s = {.state = NW_DEVICE_OFFLINE, .time_ms = NOW};
+    rules_on_status(&F.d, &F.ctx, &s, &F.out);
+    collect();
+    F.ctx.now_ms = NOW + F.cfg.session_cutoff_ms - 1000;
+    rules_tick(&F.d, &F.ctx, &F.out);
+    assert_int_equal(F.out.nsessions, 0);
+    F.ctx.now_ms = NOW + F.cfg.session_cutoff_ms;
+    rules_tick(&F.d, &F.ctx, &F.out);
+    assert_int_equal(F.out.nsessions, 1);
+    assert_true(F.out.sessions[0].cut_off);
+    assert_int_equal(F.out.sessions[0].windows, 4);
+}
+
 static void state_blob_and_ids(void **state)
 {
     (void)state;
@@ -501,6 +519,7 @@ int main(void)
         T(ack_once_and_renotify_unacked_critical),
         T(session_summary),
         T(session_cut_off_by_a_new_one),
+        T(session_cut_off_by_an_offline_device),
         T(state_blob_and_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
