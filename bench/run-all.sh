@@ -3,12 +3,12 @@
 #
 #   bench/run-all.sh [--quick] [--build DIR] [--out DIR]
 #
-# Runs broker_baseline.sh, collector_throughput.sh, agent_footprint.sh and
-# agent_catchup.sh (each with its own servers on free loopback ports, each
+# Runs broker_baseline.sh, collector_throughput.sh, collector_memory.sh,
+# agent_footprint.sh and agent_catchup.sh (each with its own servers on free loopback ports, each
 # measuring its baseline in the same invocation; --quick is passed on), keeps
 # their full output in DIR (default: a new bench-results.XXXXXX under
 # $TMPDIR or /tmp) and prints the table of figures, baselines, ratios and
-# targets. Default: about 9 minutes; --quick: about 2.5 minutes. A figure
+# targets. Default: about 10 minutes; --quick: about 3 minutes. A figure
 # that fails to run is reported as such; the others still run.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,7 +27,7 @@ done
 [[ -n "$out" ]] || out=$(mktemp -d "${TMPDIR:-/tmp}/bench-results.XXXXXX")
 mkdir -p "$out"
 
-figures=(broker_baseline collector_throughput agent_footprint agent_catchup)
+figures=(broker_baseline collector_throughput collector_memory agent_footprint agent_catchup)
 rcs=()
 start=$(date +%s)
 echo "# run-all: $(date -u +%FT%TZ), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); logs in $out"
@@ -71,6 +71,7 @@ def ok(value, target, higher=True):
 
 rows = []
 bb, ct, af, ac = "broker_baseline", "collector_throughput", "agent_footprint", "agent_catchup"
+cm = "collector_memory"
 rows.append(("broker: QoS 1 msg/s to bare sub, 1000 pubs", f(bb, "qos1_1000"), "42000 (DESIGN)", ratio(f(bb, "qos1_1000"), 42000), "(ref)", ""))
 rows.append(("broker: same, libmosquitto sub, Receive Max 20", f(bb, "qos1_libmosq_rm20_1000"), f(bb, "qos1_1000"), ratio(f(bb, "qos1_libmosq_rm20_1000"), f(bb, "qos1_1000")), "(diag)", ""))
 rows.append(("broker: QoS 0 msg/s to bare sub, 1000 pubs", f(bb, "qos0_1000"), "100000 (DESIGN)", ratio(f(bb, "qos0_1000"), 100000), "(ref)", ""))
@@ -84,6 +85,7 @@ rows.append(("collector live what-if Receive Max 65535", f(ct, "what_if_rm65535_
 r = ratio(f(ct, "catchup_stored"), f(ct, "store_limit"))
 rows.append(("collector catch-up: windows stored/s", f(ct, "catchup_stored"), f(ct, "store_limit") + " store", r, ">=0.8", ok(r, 0.8)))
 rows.append(("collector catch-up what-if no spool", f(ct, "what_if_nospool_catchup_stored"), f(ct, "store_limit") + " store", ratio(f(ct, "what_if_nospool_catchup_stored"), f(ct, "store_limit")), "(diag)", ""))
+rows.append(("collector VmHWM KiB, %s connected devices" % f(cm, "devices"), f(cm, "hwm_kib"), f(cm, "idle_rss_kib") + " idle", ratio(f(cm, "hwm_kib"), f(cm, "idle_rss_kib")), "<=65536", ok(f(cm, "hwm_kib"), 65536, False)))
 rows.append(("agent RSS KiB (VmHWM), sim, 1 s windows", f(af, "rss_hwm_kib"), f(af, "baseline_rss_kib") + " mosq_sub", ratio(f(af, "rss_hwm_kib"), f(af, "baseline_rss_kib")), "<4096", ok(f(af, "rss_hwm_kib"), 4095, False)))
 rows.append(("agent private memory (USS) KiB", f(af, "uss_kib"), "", "", "(diag)", ""))
 rows.append(("agent CPU % of one core", f(af, "cpu_pct"), f(af, "baseline_cpu_pct") + " mosq_sub", ratio(f(af, "cpu_pct"), f(af, "baseline_cpu_pct")), "<1", ok(f(af, "cpu_pct"), 1.0, False)))

@@ -4,7 +4,7 @@
  * limit measured by a plain writer").
  *
  *   store_ingest STORE_URL [--devices N] [--run K] [--batch B]
- *                [--seconds S] [--max-points M]
+ *                [--seconds S] [--max-points M] [--cache-kib C]
  *
  * Writes needle_window points through collector/store.h's nw_store_write()
  * in batches of B (default 5000, the collector writer's default
@@ -43,7 +43,7 @@ int main(int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(stderr, "usage: store_ingest STORE_URL [--devices N] [--run K] [--batch B] "
-                        "[--seconds S] [--max-points M]\n");
+                        "[--seconds S] [--max-points M] [--cache-kib C]\n");
         return 2;
     }
     long devices = arg_long(argc, argv, "--devices", 1000);
@@ -51,12 +51,13 @@ int main(int argc, char **argv)
     long batch = arg_long(argc, argv, "--batch", 5000);
     long seconds = arg_long(argc, argv, "--seconds", 10);
     long max_points = arg_long(argc, argv, "--max-points", 50000000);
+    long cache_kib = arg_long(argc, argv, "--cache-kib", 0); /* 0: the store's default */
     if (devices < 1 || devices > 100000 || run < 1 || run > 4096 || batch < 1 || batch > 1000000 ||
         seconds < 1 || seconds > 300 || max_points < 1) {
         fprintf(stderr, "store_ingest: bad option value\n");
         return 2;
     }
-    struct nw_store_options so = {0};
+    struct nw_store_options so = {.sqlite_cache_kib = (uint64_t)cache_kib};
     struct nw_store *store = NULL;
     struct nw_error err = {0};
     if (nw_store_open(argv[1], &so, &store, &err) != NW_OK) {

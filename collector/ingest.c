@@ -1,5 +1,14 @@
 /*
  * ingest.c - MQTT in, validated messages out to the workers, acks back.
+ *
+ * The ingest -> worker queue is bounded in bytes as well as in messages
+ * (CP_HWM): each payload goes to ZeroMQ zero-copy in a buffer of its own
+ * whose free function runs when the worker has handled the message, so
+ * the bytes and messages in flight to the workers are known exactly
+ * (nw_queue_depth{stage="worker"}). A message that would take the queue
+ * beyond worker_queue_bytes is dropped like one at the high-water mark:
+ * counted in nw_hwm_drops_total{stage="worker"}, never acked, re-sent by
+ * its agent.
  */
 #include "ingest.h"
 
@@ -17,12 +26,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <zmq.h>
 
 #define DEFAULT_ACK_INTERVAL_MS 200
 #define DEFAULT_MAX_DEVICES 100000
 #define ACK_FLUSH_EVERY_MS 50
 #define ITEM_REASONS 2
+#define ACK_TABLE_MIN_SLOTS 1024
+#define QUEUED_MSG_OVERHEAD 128 /* ZeroMQ's bookkeeping per message, roughly */
 
 struct pending_ack {
     struct cp_ack ack;
@@ -43,8 +55,8 @@ struct ingest {
     struct nw_window *windows;
     struct nw_event *events;
     uint32_t *rejected;
-    struct pending_ack *table;
-    size_t nslots;
+    struct pending_ack *table; /* grows by doubling up to max_slots */
+    size_t nslots, nused, max_slots;
     uint32_t *dirty; /* indexes of listed slots, so flushing skips idle ones */
     size_t ndirty;
     int64_t next_flush;
@@ -99,16 +111,37 @@ static void dead_letter(struct ingest *in, const char *device, uint64_t epoch, c
 
 /* ---- routing ----------------------------------------------------------- */
 
+/* ZeroMQ calls this when the message is gone: handled by the worker, or
+ * discarded. Any thread. */
+static void payload_free(void *data, void *hint)
+{
+    atomic_fetch_sub_explicit(&cm.worker_queue_bytes, (uintptr_t)hint, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&cm.worker_queue_msgs, 1, memory_order_relaxed);
+    free(data);
+}
+
 static void forward(struct ingest *in, const char *device, uint8_t type, const void *payload,
                     size_t len, uint32_t nrejected)
 {
     struct cp_in hdr = {.type = type, .nrejected = nrejected, .arrival_ms = nw_clock_realtime_ms()};
     void *sock = in->push[cp_worker_of(device, in->opt.workers)];
-    if (zmq_send(sock, &hdr, sizeof(hdr), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+    size_t cost = len + nrejected * sizeof(uint32_t) + QUEUED_MSG_OVERHEAD;
+    void *copy = CM_GET(worker_queue_bytes) + cost <= in->opt.worker_queue_bytes
+                     ? malloc(len ? len : 1)
+                     : NULL;
+    if (!copy || zmq_send(sock, &hdr, sizeof(hdr), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        free(copy);
         CM_ADD(hwm_drops_worker, 1); /* not acked: the agent re-sends it */
         return;
     }
-    zmq_send(sock, payload, len, ZMQ_SNDMORE);
+    memcpy(copy, payload, len);
+    CM_ADD(worker_queue_msgs, 1);
+    CM_ADD(worker_queue_bytes, cost);
+    zmq_msg_t body;
+    zmq_msg_init_data(&body, copy, len, payload_free, (void *)(uintptr_t)cost);
+    if (zmq_msg_send(&body, sock, ZMQ_SNDMORE) < 0) {
+        zmq_msg_close(&body); /* cannot happen after the first part went */
+    }
     zmq_send(sock, in->rejected, nrejected * sizeof(uint32_t), 0);
     CM_ADD(messages_in[type], 1);
 }
@@ -284,16 +317,64 @@ static void on_disconnect(void *user, const char *reason)
 
 /* ---- acks -------------------------------------------------------------- */
 
-static struct pending_ack *slot_of(struct ingest *in, const char *device)
+static struct pending_ack *probe(struct pending_ack *table, size_t nslots, const char *device)
 {
-    size_t mask = in->nslots - 1;
-    for (size_t i = nw_hash_str(device) & mask, n = 0; n < in->nslots; i = (i + 1) & mask, n++) {
-        struct pending_ack *p = &in->table[i];
+    size_t mask = nslots - 1;
+    for (size_t i = nw_hash_str(device) & mask, n = 0; n < nslots; i = (i + 1) & mask, n++) {
+        struct pending_ack *p = &table[i];
         if (!p->used || strcmp(p->ack.device, device) == 0) {
             return p;
         }
     }
     return NULL;
+}
+
+/* Doubles the table (at a load factor of 3/4), keeping every slot and the
+ * dirty list. false if at max_slots or out of memory: the table stays
+ * usable. */
+static bool grow(struct ingest *in)
+{
+    size_t n = in->nslots * 2;
+    if (n > in->max_slots) {
+        return false;
+    }
+    struct pending_ack *t = calloc(n, sizeof(*t));
+    uint32_t *dirty = calloc(n, sizeof(*dirty));
+    if (!t || !dirty) {
+        free(t);
+        free(dirty);
+        return false;
+    }
+    size_t nd = 0;
+    for (size_t i = 0; i < in->nslots; i++) {
+        const struct pending_ack *p = &in->table[i];
+        if (p->used) {
+            struct pending_ack *q = probe(t, n, p->ack.device);
+            *q = *p;
+            if (q->listed) {
+                dirty[nd++] = (uint32_t)(q - t);
+            }
+        }
+    }
+    free(in->table);
+    free(in->dirty);
+    in->table = t;
+    in->dirty = dirty;
+    in->ndirty = nd;
+    in->nslots = n;
+    return true;
+}
+
+static struct pending_ack *slot_of(struct ingest *in, const char *device)
+{
+    struct pending_ack *p = probe(in->table, in->nslots, device);
+    if (p && !p->used && 4 * (in->nused + 1) > 3 * in->nslots && grow(in)) {
+        p = probe(in->table, in->nslots, device);
+    }
+    if (p && !p->used) {
+        in->nused++;
+    }
+    return p;
 }
 
 static bool publish_ack(struct ingest *in, struct pending_ack *p)
@@ -414,10 +495,14 @@ static enum nw_err alloc_buffers(struct ingest *in, struct nw_error *out_err)
 {
     size_t cap = in->opt.limits.max_windows > in->opt.limits.max_events ? in->opt.limits.max_windows
                                                                         : in->opt.limits.max_events;
-    in->nslots = 16;
-    while (in->nslots < 2 * in->opt.max_devices) {
-        in->nslots *= 2;
+    /* The ack table starts small and doubles with the devices seen (at a
+     * load factor of 3/4), up to max_devices at 1/2: 10 000 devices cost
+     * 1.8 MiB, not the 56 MiB of a table sized for the bound up front. */
+    in->max_slots = 16;
+    while (in->max_slots < 2 * in->opt.max_devices) {
+        in->max_slots *= 2;
     }
+    in->nslots = in->max_slots < ACK_TABLE_MIN_SLOTS ? in->max_slots : ACK_TABLE_MIN_SLOTS;
     static const char *const reasons[NW_REASON__COUNT] = {
         "none",          "too_big",    "malformed",    "too_complex", "missing_field",
         "bad_device_id", "bad_string", "bad_count",    "not_finite",  "out_of_range",
@@ -453,6 +538,10 @@ enum nw_err ingest_new(const struct ingest_options *opt, void *zctx, struct inge
     if (in->opt.max_devices == 0) {
         in->opt.max_devices = DEFAULT_MAX_DEVICES;
     }
+    if (in->opt.worker_queue_bytes == 0) {
+        in->opt.worker_queue_bytes = CP_WORKER_QUEUE_BYTES;
+    }
+    CM_SET(worker_queue_bound_bytes, in->opt.worker_queue_bytes);
     struct nw_mqtt_callbacks cb = {.user = in,
                                    .on_connect = on_connect,
                                    .on_disconnect = on_disconnect,
@@ -530,6 +619,7 @@ static void poll_once(struct ingest *in, int timeout_ms)
 
 void ingest_run(struct ingest *in, volatile sig_atomic_t *stop)
 {
+    prctl(PR_SET_NAME, "nw-ingest", 0, 0, 0); /* top -H, perf */
     nw_mqtt_start(in->mqtt);
     while (!*stop) {
         poll_once(in, ACK_FLUSH_EVERY_MS);

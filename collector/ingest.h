@@ -34,6 +34,8 @@ struct ingest_options {
     uint64_t dead_letter_max;            /* bytes; then lines are only counted */
     int64_t ack_interval_ms;             /* default 200 */
     size_t max_devices;                  /* ack coalescing table; default 100000 */
+    uint64_t worker_queue_bytes;         /* bound of the queue to the workers (all of them);
+                                            default CP_WORKER_QUEUE_BYTES */
     struct nw_limits limits;
 };
 

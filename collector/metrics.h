@@ -40,6 +40,12 @@ struct collector_metrics {
     atomic_uint_fast64_t webhook_dropped_overflow, webhook_retries;
     atomic_uint_fast64_t webhook_queue_depth; /* waiting + on the wire */
     atomic_int webhook_up;                    /* 0 while retrying, or no webhook */
+    /* stage queues (pipeline.h): what waits between the stages, and the bounds */
+    atomic_uint_fast64_t worker_queue_msgs, worker_queue_bytes; /* ingest -> workers */
+    atomic_uint_fast64_t worker_queue_bound_bytes;
+    atomic_uint_fast64_t writer_bound_points;   /* points_pending's bound */
+    atomic_uint_fast64_t writer_dropped_points; /* in messages dropped at it */
+    atomic_uint_fast64_t spool_bytes;
 };
 
 extern struct collector_metrics cm;

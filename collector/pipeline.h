@@ -13,9 +13,20 @@
  *
  * High-water marks are set on every socket (CP_HWM messages). A send that
  * would block at the mark is not retried: the message is dropped and
- * counted (nw_collector_hwm_drops_total{stage=...}); nothing was acked for
- * it, so the agent re-sends it after its ack timeout. Loss is impossible,
- * only delay; and the MQTT loop never blocks on a slow store.
+ * counted (nw_hwm_drops_total{stage=...}); nothing was acked for it, so
+ * the agent re-sends it after its ack timeout. Loss is impossible, only
+ * delay; and the MQTT loop never blocks on a slow store.
+ *
+ * A count of messages bounds no memory when a message can be one window or
+ * 4096, so the two queues that carry data have bounds of their own, and
+ * /metrics shows their depth (nw_queue_depth, nw_queue_bound):
+ *   ingest -> workers  CP_WORKER_QUEUE_BYTES of payloads in flight (ingest.c
+ *                      counts them exactly: zero-copy buffers freed by
+ *                      ZeroMQ when the worker is done with them)
+ *   workers -> writer  2 x store.batch_points points held by the writer
+ *                      (writer.c), which keeps reading its socket and
+ *                      drops beyond that, so the ZeroMQ queue stays short
+ * A drop at either bound is counted like one at the high-water mark.
  *
  * Messages (multipart; structs are sent as raw bytes, so ingest and
  * aggregate processes must run the same build on the same architecture):
@@ -39,6 +50,7 @@
 #include <stdint.h>
 
 #define CP_HWM 10000
+#define CP_WORKER_QUEUE_BYTES (4u * 1024 * 1024)
 #define CP_MAX_WORKERS 64
 #define CP_LINGER_MS 1000
 #define CP_MAX_MSG_BYTES (64 * 1024 * 1024)

@@ -103,6 +103,7 @@ struct nw_store_options {
     int64_t retry_after_max_ms;     /* 600000: a server's Retry-After is capped at this */
     unsigned blind_dead_letter_max; /* 8: see STORE.md, "400 that names no line" */
     int64_t sqlite_busy_timeout_ms; /* 5000 */
+    uint64_t sqlite_cache_kib;      /* 2048: page cache of the SQLite connection */
     uint64_t jitter_seed;           /* 0: seeded from the clock; tests fix it */
 };
 

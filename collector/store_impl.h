@@ -119,7 +119,7 @@ struct nw_col_value {
 };
 
 #define NW_SCHEMA_MAX_COLS 32
-#define NW_SCHEMA_VERSION 1
+#define NW_SCHEMA_VERSION 2
 
 struct nw_schema {
     const char *measurement;

@@ -1,9 +1,36 @@
 /*
  * writer.c - batch, write, settle.
  *
- * The pending array holds at most batch_points + one input message of
- * points (CP_MAX_POINTS_IN), so receiving never overflows it: the writer
- * only reads its socket while there is room for a whole message.
+ * Two threads. The writer thread takes the workers' points off their
+ * socket all the time, batches them, spools them while the store is down,
+ * and settles what the store confirmed. The store thread owns the store
+ * and does nothing but nw_store_write(). They pass whole batches (struct
+ * job) over an inproc PAIR socket: a job belongs to one thread at a time,
+ * and the pointer on the socket is the hand-over.
+ *
+ * Why: a store write takes tens to hundreds of milliseconds (one SQLite
+ * transaction, one fsync; one HTTP request). A single thread does not
+ * read its socket meanwhile, so at a live fleet's rate the workers' queue
+ * overflowed during every write (bench/README.md, diagnosis 2). Now the
+ * store writes batch k while batch k+1 fills, and the store is never idle
+ * while points wait.
+ *
+ * Memory is two jobs of batch_points (+ one message) points: one in the
+ * store thread, one filling. That is the bound of the worker->writer stage,
+ * in points. A message that finds the filling job full while the other
+ * one is being written is dropped and counted (nw_hwm_drops_total{stage=
+ * "writer"} messages, nw_writer_dropped_points_total points): those points
+ * were never acknowledged, so their agents send them again. The writer
+ * keeps reading its socket to do that, so the ZeroMQ queue in front of it
+ * stays short instead of holding up to CP_HWM messages of up to 4096
+ * points each.
+ *
+ * While the store is down (the last write failed) the failed job waits for
+ * its retry time with what it still holds, and new points go to the spool
+ * (or, without a spool, fill the other job and are dropped beyond it).
+ * Once the spool holds anything, new points queue behind it, so it drains
+ * in order when the store returns. Chunks are acknowledged in the spool
+ * only when every point of them, and of every chunk before them, is stored.
  */
 #include "writer.h"
 
@@ -16,37 +43,147 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <zmq.h>
 
 #define DEFAULT_BATCH 5000
 #define DEFAULT_FLUSH_MS 200
 #define DEFAULT_DRAIN_MS 8000
 #define CP_MAX_POINTS_IN 4096
+#define RECV_PER_TURN 256
 #define SPOOL_TYPE 0
 #define SPOOL_CHUNK_POINTS ((NW_DQ_MAX_PAYLOAD - sizeof(int32_t)) / sizeof(struct nw_point))
 #define DEFAULT_SPOOL_BYTES (1024ull * 1024 * 1024)
 
+/* A batch. Owned by the writer thread, or by the store thread between the
+ * hand-over and the answer. */
+struct job {
+    struct nw_point *pts;
+    int32_t *owner;      /* worker of each point */
+    uint64_t *spool_seq; /* spool chunk of each point; 0: came from memory */
+    size_t n, cap;
+    int64_t first_at; /* mono ms when its first point arrived */
+    /* filled by the store thread */
+    struct nw_store_outcome out;
+    uint64_t write_us;
+};
+
 struct writer {
     struct writer_options opt;
-    struct nw_store *store;
+    struct nw_store *store; /* used by the store thread only after writer_new */
     void *in;
     void *settle[CP_MAX_WORKERS];
-    struct nw_point *pending;
-    int32_t *owner;      /* worker of each pending point */
-    uint64_t *spool_seq; /* spool chunk of each pending point; 0: live */
-    size_t npending, cap;
-    struct cp_ref *refs; /* scratch for one worker's settle message */
-    int64_t first_at;    /* mono ms of the oldest pending point */
+    void *to_store, *from_writer; /* the PAIR: writer end, store thread end */
+    pthread_t thread;
+    bool thread_started;
+    struct job jobs[2];
+    struct job *fill;  /* taking new points */
+    struct job *out;   /* in the store thread, or NULL */
+    struct job *retry; /* failed, waits for retry_at; or NULL */
+    struct cp_ref *refs;
     int64_t retry_at;
     bool down;
     struct nw_dq *spool;
-    uint64_t spool_next; /* seq of the next chunk appended */
-    bool spooling;       /* the spool holds data (logged on each change) */
-    bool spool_failing;  /* appends fail (logged once) */
+    uint64_t spool_next;   /* seq of the next chunk appended */
+    uint64_t spool_loaded; /* highest chunk seq moved into memory */
+    uint64_t spool_unread; /* chunks on disk not yet moved into memory */
+    uint64_t spool_acked;
+    bool spooling;      /* the spool holds data (logged on each change) */
+    bool spool_failing; /* appends fail (logged once) */
     uint8_t chunk[NW_DQ_MAX_PAYLOAD];
 };
+
+/* ---- the store thread -------------------------------------------------- */
+
+static void *store_main(void *arg)
+{
+    struct writer *w = arg;
+    prctl(PR_SET_NAME, "nw-store", 0, 0, 0); /* top -H, perf */
+    for (;;) {
+        struct job *j = NULL;
+        if (zmq_recv(w->from_writer, &j, sizeof(j), 0) != (int)sizeof(j)) {
+            if (errno == EINTR) {
+                continue;
+            }
+            break; /* context terminated */
+        }
+        if (!j) {
+            break; /* writer_destroy */
+        }
+        int64_t t0 = nw_clock_mono_ns();
+        memset(&j->out, 0, sizeof(j->out));
+        nw_store_write(w->store, j->pts, j->n, &j->out);
+        j->write_us = (uint64_t)(nw_clock_mono_ns() - t0) / 1000;
+        while (zmq_send(w->from_writer, &j, sizeof(j), 0) < 0 && errno == EINTR) {
+        }
+    }
+    return NULL;
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+static bool job_alloc(struct job *j, size_t cap)
+{
+    j->cap = cap;
+    j->pts = malloc(cap * sizeof(*j->pts)); /* pages are touched as points arrive */
+    j->owner = malloc(cap * sizeof(*j->owner));
+    j->spool_seq = malloc(cap * sizeof(*j->spool_seq));
+    return j->pts && j->owner && j->spool_seq;
+}
+
+static void job_free(struct job *j)
+{
+    free(j->pts);
+    free(j->owner);
+    free(j->spool_seq);
+}
+
+static enum nw_err open_spool(struct writer *w, struct nw_error *out_err)
+{
+    struct nw_dq_options o;
+    nw_dq_options_init(&o, w->opt.spool_dir);
+    o.max_bytes = w->opt.spool_max_bytes ? w->opt.spool_max_bytes : DEFAULT_SPOOL_BYTES;
+    o.segment_bytes = 4u << 20;
+    o.sync = NW_DQ_SYNC_NEVER; /* nothing in it is acknowledged yet */
+    enum nw_err rc = nw_dq_open(&o, &w->spool, out_err);
+    if (rc == NW_OK) {
+        struct nw_dq_stats st;
+        nw_dq_stats(w->spool, &st);
+        w->spool_next = nw_dq_max_seq(w->spool, SPOOL_TYPE) + 1;
+        w->spool_acked = st.acked_seq[SPOOL_TYPE];
+        w->spool_loaded = w->spool_acked;
+        w->spool_unread = st.unacked[SPOOL_TYPE]; /* a restart drains it first */
+        w->spooling = w->spool_unread > 0;
+        CM_SET(spool_records, w->spool_unread);
+        CM_SET(spool_bytes, st.bytes);
+    }
+    return rc;
+}
+
+static enum nw_err open_store_thread(struct writer *w, void *zctx, struct nw_error *out_err)
+{
+    char ep[64];
+    snprintf(ep, sizeof(ep), "inproc://nw-store-%p", (void *)w);
+    w->to_store = zmq_socket(zctx, ZMQ_PAIR);
+    w->from_writer = zmq_socket(zctx, ZMQ_PAIR);
+    int linger = 0;
+    if (!w->to_store || !w->from_writer || zmq_bind(w->to_store, ep) != 0 ||
+        zmq_connect(w->from_writer, ep) != 0) {
+        return nw_error_set(out_err, NW_ERR_NOMEM, "writer: store socket: %s",
+                            zmq_strerror(errno));
+    }
+    zmq_setsockopt(w->to_store, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_setsockopt(w->from_writer, ZMQ_LINGER, &linger, sizeof(linger));
+    if (pthread_create(&w->thread, NULL, store_main, w) != 0) {
+        return nw_error_set(out_err, NW_ERR_NOMEM, "writer: cannot start the store thread");
+    }
+    w->thread_started = true;
+    return NW_OK;
+}
 
 enum nw_err writer_new(const struct writer_options *opt, void *zctx, struct writer **out,
                        struct nw_error *out_err)
@@ -59,25 +196,17 @@ enum nw_err writer_new(const struct writer_options *opt, void *zctx, struct writ
     w->opt.batch_points = opt->batch_points ? opt->batch_points : DEFAULT_BATCH;
     w->opt.flush_ms = opt->flush_ms > 0 ? opt->flush_ms : DEFAULT_FLUSH_MS;
     w->opt.drain_ms = opt->drain_ms > 0 ? opt->drain_ms : DEFAULT_DRAIN_MS;
-    w->cap = w->opt.batch_points + CP_MAX_POINTS_IN;
-    w->pending = calloc(w->cap, sizeof(*w->pending));
-    w->owner = calloc(w->cap, sizeof(*w->owner));
-    w->spool_seq = calloc(w->cap, sizeof(*w->spool_seq));
-    w->refs = calloc(w->cap, sizeof(*w->refs));
+    size_t cap = w->opt.batch_points + CP_MAX_POINTS_IN;
+    w->refs = malloc(cap * sizeof(*w->refs));
     enum nw_err rc = NW_OK;
-    if (!w->pending || !w->owner || !w->refs || !w->spool_seq) {
+    if (!w->refs || !job_alloc(&w->jobs[0], cap) || !job_alloc(&w->jobs[1], cap)) {
         rc = nw_error_set(out_err, NW_ERR_NOMEM, "writer: out of memory");
     } else {
         rc = nw_store_open(opt->store_url, &opt->store, &w->store, out_err);
     }
+    w->fill = &w->jobs[0];
     if (rc == NW_OK && opt->spool_dir) {
-        struct nw_dq_options o;
-        nw_dq_options_init(&o, opt->spool_dir);
-        o.max_bytes = opt->spool_max_bytes ? opt->spool_max_bytes : DEFAULT_SPOOL_BYTES;
-        o.segment_bytes = 4u << 20;
-        o.sync = NW_DQ_SYNC_NEVER; /* nothing in it is acknowledged yet */
-        rc = nw_dq_open(&o, &w->spool, out_err);
-        w->spool_next = w->spool ? nw_dq_max_seq(w->spool, SPOOL_TYPE) + 1 : 1;
+        rc = open_spool(w, out_err);
     }
     if (rc == NW_OK && !(w->in = cp_open(zctx, ZMQ_PULL, opt->endpoint, true, out_err))) {
         rc = NW_ERR_CONFIG;
@@ -86,11 +215,15 @@ enum nw_err writer_new(const struct writer_options *opt, void *zctx, struct writ
         w->settle[i] = cp_open(zctx, ZMQ_PUSH, opt->settle_endpoints[i], false, out_err);
         rc = w->settle[i] ? NW_OK : NW_ERR_CONFIG;
     }
+    if (rc == NW_OK) {
+        rc = open_store_thread(w, zctx, out_err);
+    }
     if (rc != NW_OK) {
         writer_destroy(&w);
         return rc;
     }
     CM_SET(store_up, 1);
+    CM_SET(writer_bound_points, 2 * w->opt.batch_points);
     *out = w;
     return NW_OK;
 }
@@ -101,6 +234,19 @@ void writer_destroy(struct writer **p)
         return;
     }
     struct writer *w = *p;
+    if (w->thread_started) {
+        /* writer_run returned, so no job is out: the thread waits on its
+         * socket and ends on the NULL job. */
+        struct job *none = NULL;
+        zmq_send(w->to_store, &none, sizeof(none), 0);
+        pthread_join(w->thread, NULL);
+    }
+    if (w->to_store) {
+        zmq_close(w->to_store);
+    }
+    if (w->from_writer) {
+        zmq_close(w->from_writer);
+    }
     if (w->in) {
         zmq_close(w->in);
     }
@@ -111,12 +257,43 @@ void writer_destroy(struct writer **p)
     }
     nw_store_close(&w->store);
     nw_dq_close(&w->spool);
-    free(w->pending);
-    free(w->owner);
-    free(w->spool_seq);
+    job_free(&w->jobs[0]);
+    job_free(&w->jobs[1]);
     free(w->refs);
     free(w);
     *p = NULL;
+}
+
+/* ---- bookkeeping ------------------------------------------------------- */
+
+static size_t held(const struct writer *w)
+{
+    return w->jobs[0].n + w->jobs[1].n;
+}
+
+static void note_pending(const struct writer *w)
+{
+    CM_SET(points_pending, held(w));
+}
+
+/* The job that takes no points now: free to become the next fill. */
+static struct job *other(struct writer *w, const struct job *j)
+{
+    return j == &w->jobs[0] ? &w->jobs[1] : &w->jobs[0];
+}
+
+static void add_points(struct job *j, int32_t worker, const struct nw_point *pts, size_t n,
+                       uint64_t spool_seq)
+{
+    if (j->n == 0) {
+        j->first_at = nw_clock_mono_ms();
+    }
+    memcpy(j->pts + j->n, pts, n * sizeof(*pts));
+    for (size_t k = 0; k < n; k++) {
+        j->owner[j->n + k] = worker;
+        j->spool_seq[j->n + k] = spool_seq;
+    }
+    j->n += n;
 }
 
 /* ---- settling ---------------------------------------------------------- */
@@ -133,13 +310,13 @@ static bool ref_of(const struct nw_point *p, struct cp_ref *r)
     return true;
 }
 
-/* Tells each worker which of its points among the first n are stored. */
-static void settle(struct writer *w, size_t n)
+/* Tells each worker which of the first n points of j are stored. */
+static void settle(struct writer *w, const struct job *j, size_t n)
 {
     for (int k = 0; k < w->opt.workers; k++) {
         size_t m = 0;
         for (size_t i = 0; i < n; i++) {
-            if (w->owner[i] == k && ref_of(&w->pending[i], &w->refs[m])) {
+            if (j->owner[i] == k && ref_of(&j->pts[i], &w->refs[m])) {
                 m++;
             }
         }
@@ -151,35 +328,35 @@ static void settle(struct writer *w, size_t n)
 
 /* ---- the spool --------------------------------------------------------- */
 
-/* Chunks are loaded in seq order and done is a prefix, so every chunk up to
- * the last one in the prefix is stored, unless that one continues past it. */
-static void ack_spool(struct writer *w, size_t done)
+/* Acknowledges every chunk below the oldest one that still has a point in
+ * memory: chunks are loaded in order, each whole into one job. */
+static void ack_spool(struct writer *w)
 {
-    uint64_t top = 0;
-    for (size_t i = 0; i < done; i++) {
-        top = w->spool_seq[i] > top ? w->spool_seq[i] : top;
+    if (!w->spool) {
+        return;
     }
-    if (top && done < w->npending && w->spool_seq[done] == top) {
-        top--;
-    }
-    if (top && w->spool) {
-        nw_dq_ack(w->spool, SPOOL_TYPE, top, NULL);
-        CM_SET(spool_records, nw_dq_max_seq(w->spool, SPOOL_TYPE) - top);
-        if (w->spooling && top + 1 == w->spool_next) {
-            w->spooling = false;
-            nw_log(NW_LOG_NOTICE, "writer", "spool drained: writing from memory again");
+    uint64_t top = w->spool_loaded;
+    for (int k = 0; k < 2; k++) {
+        const struct job *j = &w->jobs[k];
+        for (size_t i = 0; i < j->n; i++) {
+            if (j->spool_seq[i] && j->spool_seq[i] <= top) {
+                top = j->spool_seq[i] - 1;
+            }
         }
     }
-}
-
-static bool spool_holds_data(const struct writer *w)
-{
-    struct nw_dq_stats st;
-    if (!w->spool) {
-        return false;
+    if (top <= w->spool_acked) {
+        return;
     }
+    nw_dq_ack(w->spool, SPOOL_TYPE, top, NULL);
+    w->spool_acked = top;
+    struct nw_dq_stats st;
     nw_dq_stats(w->spool, &st);
-    return st.unacked[SPOOL_TYPE] > 0;
+    CM_SET(spool_records, w->spool_next - 1 - top);
+    CM_SET(spool_bytes, st.bytes);
+    if (w->spooling && top + 1 == w->spool_next) {
+        w->spooling = false;
+        nw_log(NW_LOG_NOTICE, "writer", "spool drained: writing from memory again");
+    }
 }
 
 /* Appends n points of a worker as chunks; false if the spool failed. */
@@ -194,9 +371,7 @@ static bool spool_points(struct writer *w, int32_t worker, const struct nw_point
                          sizeof(worker) + k * sizeof(*pts), &err) != NW_OK) {
             if (!w->spool_failing) {
                 nw_log(NW_LOG_ERROR, "writer",
-                       "spool: %s; points dropped (never acked, agents "
-                       "re-send)",
-                       err.msg);
+                       "spool: %s; points dropped (never acked, agents re-send)", err.msg);
             }
             w->spool_failing = true;
             return false;
@@ -211,41 +386,34 @@ static bool spool_points(struct writer *w, int32_t worker, const struct nw_point
                    w->opt.spool_dir, w->down ? "down" : "behind");
         }
         w->spool_next++;
+        w->spool_unread++;
         CM_ADD(spool_records, 1);
+        CM_ADD(spool_bytes, sizeof(worker) + k * sizeof(*pts) + NW_DQ_RECORD_OVERHEAD);
     }
     return true;
 }
 
-static void add_pending(struct writer *w, int32_t worker, const struct nw_point *pts, size_t n,
-                        uint64_t spool_seq)
-{
-    if (w->npending == 0) {
-        w->first_at = nw_clock_mono_ms();
-    }
-    memcpy(w->pending + w->npending, pts, n * sizeof(*pts));
-    for (size_t k = 0; k < n; k++) {
-        w->owner[w->npending + k] = worker;
-        w->spool_seq[w->npending + k] = spool_seq;
-    }
-    w->npending += n;
-}
-
-/* Moves spooled chunks into memory while there is room. */
+/* Moves spooled chunks into the filling job while they fit in a batch. */
 static void load_spool(struct writer *w)
 {
-    while (w->spool && w->npending + SPOOL_CHUNK_POINTS <= w->opt.batch_points) {
+    while (w->spool && w->spool_unread > 0 &&
+           w->fill->n + SPOOL_CHUNK_POINTS <= w->opt.batch_points) {
         struct nw_dq_record rec;
         if (nw_dq_next(w->spool, &rec, NULL) != NW_OK) {
+            w->spool_unread = 0; /* every record was returned (or unreadable) */
             return;
         }
+        w->spool_unread--;
         int32_t worker;
         memcpy(&worker, rec.payload, sizeof(worker));
         size_t n = (rec.len - sizeof(worker)) / sizeof(struct nw_point);
         if (worker < 0 || worker >= w->opt.workers) {
             worker = 0; /* a spool from a run with more workers: settles are ignored */
         }
-        /* rec.payload is the dq's buffer: copy before the next dq call. */
-        add_pending(w, worker, (const struct nw_point *)(rec.payload + sizeof(worker)), n, rec.seq);
+        w->spool_loaded = rec.seq > w->spool_loaded ? rec.seq : w->spool_loaded;
+        /* rec.payload is the dq's buffer: copied before the next dq call. */
+        add_points(w->fill, worker, (const struct nw_point *)(rec.payload + sizeof(worker)), n,
+                   rec.seq);
     }
 }
 
@@ -256,7 +424,7 @@ static void note_state(struct writer *w, const struct nw_store_outcome *o)
     bool down = o->code != NW_OK;
     if (down && !w->down) {
         nw_log(NW_LOG_ERROR, "writer", "store %s down: %s; holding %zu points, acks paused",
-               nw_store_name(w->store), o->msg, w->npending);
+               nw_store_name(w->store), o->msg, held(w));
     } else if (!down && w->down) {
         nw_log(NW_LOG_NOTICE, "writer", "store %s up again", nw_store_name(w->store));
     }
@@ -264,68 +432,113 @@ static void note_state(struct writer *w, const struct nw_store_outcome *o)
     CM_SET(store_up, down ? 0 : 1);
 }
 
-static void write_batch(struct writer *w)
+static void submit(struct writer *w, struct job *j)
 {
-    size_t n = w->npending < w->opt.batch_points ? w->npending : w->opt.batch_points;
-    struct nw_store_outcome o;
-    int64_t t0 = nw_clock_mono_ns();
-    nw_store_write(w->store, w->pending, n, &o);
-    uint64_t us = (uint64_t)(nw_clock_mono_ns() - t0) / 1000;
+    if (w->fill == j) {
+        w->fill = other(w, j); /* empty: the store is idle, and no retry waits */
+    }
+    if (w->retry == j) {
+        w->retry = NULL;
+    }
+    w->out = j;
+    while (zmq_send(w->to_store, &j, sizeof(j), 0) < 0 && errno == EINTR) {
+    }
+}
+
+/* The store thread answered for the job that was out. */
+static void take_answer(struct writer *w)
+{
+    struct job *j = NULL;
+    if (zmq_recv(w->to_store, &j, sizeof(j), ZMQ_DONTWAIT) != (int)sizeof(j) || j != w->out) {
+        return;
+    }
+    w->out = NULL;
+    const struct nw_store_outcome *o = &j->out;
     CM_ADD(store_writes, 1);
-    CM_ADD(store_latency_us_sum, us);
-    if (us > CM_GET(store_latency_us_max)) {
-        CM_SET(store_latency_us_max, us);
+    CM_ADD(store_latency_us_sum, j->write_us);
+    if (j->write_us > CM_GET(store_latency_us_max)) {
+        CM_SET(store_latency_us_max, j->write_us);
     }
-    if (o.done > 0) {
-        settle(w, o.done);
-        ack_spool(w, o.done);
-        CM_ADD(points_stored, o.done);
-        size_t rest = w->npending - o.done;
-        memmove(w->pending, w->pending + o.done, rest * sizeof(*w->pending));
-        memmove(w->owner, w->owner + o.done, rest * sizeof(*w->owner));
-        memmove(w->spool_seq, w->spool_seq + o.done, rest * sizeof(*w->spool_seq));
-        w->npending = rest;
-        w->first_at = nw_clock_mono_ms();
+    size_t done = o->done < j->n ? o->done : j->n;
+    if (done > 0) {
+        settle(w, j, done);
+        CM_ADD(points_stored, done);
+        size_t rest = j->n - done;
+        memmove(j->pts, j->pts + done, rest * sizeof(*j->pts));
+        memmove(j->owner, j->owner + done, rest * sizeof(*j->owner));
+        memmove(j->spool_seq, j->spool_seq + done, rest * sizeof(*j->spool_seq));
+        j->n = rest;
+        j->first_at = nw_clock_mono_ms();
+        ack_spool(w);
     }
-    if (o.code != NW_OK) {
+    if (o->code != NW_OK) {
         CM_ADD(store_failures, 1);
-        w->retry_at = nw_clock_mono_ms() + (o.retry_after_ms > 0 ? o.retry_after_ms : 1000);
+        w->retry_at = nw_clock_mono_ms() + (o->retry_after_ms > 0 ? o->retry_after_ms : 1000);
     }
-    note_state(w, &o);
-    CM_SET(points_pending, w->npending);
+    if (j->n > 0) {
+        w->retry = j; /* what the store did not take goes first next time */
+    }
+    note_state(w, o);
+    note_pending(w);
 }
 
-static bool due(const struct writer *w, int64_t now)
+/* Hands the next batch to the store thread when it is idle and one is due:
+ * a failed job once its retry time has come, else the filling job when it
+ * is full or its oldest point waited flush_ms (or at once when draining). */
+static void maybe_submit(struct writer *w, int64_t now, bool draining)
 {
-    if (w->npending == 0 || now < w->retry_at) {
-        return false;
+    if (w->out) {
+        return;
     }
-    return w->npending >= w->opt.batch_points || now - w->first_at >= w->opt.flush_ms;
+    if (w->retry) {
+        if (now >= w->retry_at) {
+            submit(w, w->retry);
+        }
+        return;
+    }
+    struct job *f = w->fill;
+    if (f->n > 0 && now >= w->retry_at &&
+        (draining || f->n >= w->opt.batch_points || now - f->first_at >= w->opt.flush_ms)) {
+        submit(w, f);
+    }
 }
 
-/* Takes one message; false when none was waiting. Points that cannot wait
- * in memory go to the spool, and behind it while it holds anything. */
+/* ---- receiving --------------------------------------------------------- */
+
+static void drop(size_t n)
+{
+    CM_ADD(hwm_drops_writer, 1); /* never acked: agents re-send */
+    CM_ADD(writer_dropped_points, n);
+}
+
+/* Takes one message; false when none was waiting. */
 static bool receive_one(struct writer *w)
 {
     zmq_msg_t hdr, body;
     zmq_msg_init(&hdr);
     zmq_msg_init(&body);
-    bool ok = zmq_msg_recv(&hdr, w->in, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&hdr) &&
-              zmq_msg_recv(&body, w->in, 0) >= 0 && zmq_msg_size(&hdr) == sizeof(struct cp_batch);
-    if (ok) {
+    bool ok = zmq_msg_recv(&hdr, w->in, ZMQ_DONTWAIT) >= 0;
+    bool whole = ok && zmq_msg_more(&hdr) && zmq_msg_recv(&body, w->in, 0) >= 0 &&
+                 zmq_msg_size(&hdr) == sizeof(struct cp_batch);
+    if (whole) {
         struct cp_batch b;
         memcpy(&b, zmq_msg_data(&hdr), sizeof(b));
         size_t n = zmq_msg_size(&body) / sizeof(struct nw_point);
         const struct nw_point *pts = zmq_msg_data(&body);
-        /* While the store is down, memory holds the batch being retried and
-         * the rest waits on disk. */
-        bool room = (!w->down || !w->spool) && w->npending + n <= w->cap;
+        /* The filling job takes a message while below batch_points; it
+         * cannot be the retry job (the store is down then: spool). */
+        bool room = w->fill != w->retry && w->fill != w->out && w->fill->n < w->opt.batch_points;
+        bool to_spool = w->spool && (w->down || w->spool_unread > 0);
         if (n > CP_MAX_POINTS_IN || b.worker < 0 || b.worker >= w->opt.workers) {
             /* not ours: ignore */
-        } else if (room && !spool_holds_data(w)) {
-            add_pending(w, b.worker, pts, n, 0);
-        } else if (!w->spool || !spool_points(w, b.worker, pts, n)) {
-            CM_ADD(hwm_drops_writer, 1); /* never acked: agents re-send */
+        } else if (to_spool) {
+            if (!spool_points(w, b.worker, pts, n)) {
+                drop(n);
+            }
+        } else if (room) {
+            add_points(w->fill, b.worker, pts, n, 0);
+        } else {
+            drop(n);
         }
     }
     zmq_msg_close(&hdr);
@@ -333,32 +546,24 @@ static bool receive_one(struct writer *w)
     return ok;
 }
 
-/* The spool is for a store that is down (or a spool still draining):
- * while the store works, a full buffer pushes back through the
- * high-water marks instead, so points are not written to disk twice. */
 static void receive(struct writer *w)
 {
-    for (int i = 0; i < 64; i++) {
-        bool room = w->npending + CP_MAX_POINTS_IN <= w->cap;
-        bool to_spool = w->spool && (w->down || spool_holds_data(w));
-        if ((!room && !to_spool) || !receive_one(w)) {
-            break;
-        }
+    for (int i = 0; i < RECV_PER_TURN && receive_one(w); i++) {
     }
-    if (!w->down) {
+    if (!w->down && w->fill != w->retry && w->fill != w->out) {
         load_spool(w);
     }
-    CM_SET(points_pending, w->npending);
+    note_pending(w);
 }
 
 static int poll_timeout(const struct writer *w, int64_t now)
 {
-    if (w->npending == 0) {
-        return 200;
-    }
-    int64_t at = w->first_at + w->opt.flush_ms;
-    if (w->retry_at > at) {
+    int64_t at = now + 200;
+    if (!w->out && w->retry) {
         at = w->retry_at;
+    } else if (!w->out && w->fill->n > 0) {
+        at = w->fill->first_at + w->opt.flush_ms;
+        at = at > w->retry_at ? at : w->retry_at;
     }
     int64_t d = at - now;
     return d < 0 ? 0 : (d > 200 ? 200 : (int)d);
@@ -366,34 +571,44 @@ static int poll_timeout(const struct writer *w, int64_t now)
 
 void writer_run(struct writer *w, volatile sig_atomic_t *stop)
 {
-    nw_log(NW_LOG_NOTICE, "writer", "store %s, batches of %zu points or %" PRId64 " ms",
-           nw_store_name(w->store), w->opt.batch_points, w->opt.flush_ms);
+    prctl(PR_SET_NAME, "nw-writer", 0, 0, 0);
+    nw_log(NW_LOG_NOTICE, "writer",
+           "store %s, batches of %zu points or %" PRId64 " ms, at most %zu points held",
+           nw_store_name(w->store), w->opt.batch_points, w->opt.flush_ms,
+           2 * w->opt.batch_points);
     while (!*stop) {
-        zmq_pollitem_t item = {.socket = w->in, .events = ZMQ_POLLIN};
-        bool room = (w->spool && (w->down || spool_holds_data(w))) ||
-                    w->npending + CP_MAX_POINTS_IN <= w->cap;
-        zmq_poll(&item, room ? 1 : 0, poll_timeout(w, nw_clock_mono_ms()));
-        receive(w);
-        if (due(w, nw_clock_mono_ms())) {
-            write_batch(w);
+        zmq_pollitem_t items[2] = {{.socket = w->in, .events = ZMQ_POLLIN},
+                                   {.socket = w->to_store, .events = ZMQ_POLLIN}};
+        zmq_poll(items, 2, poll_timeout(w, nw_clock_mono_ms()));
+        if (items[1].revents & ZMQ_POLLIN) {
+            take_answer(w);
         }
+        receive(w);
+        maybe_submit(w, nw_clock_mono_ms(), false);
     }
     /* Stopping: take what the workers already sent, write it all if the
      * store lets us within drain_ms. */
     int64_t until = nw_clock_mono_ms() + w->opt.drain_ms;
     receive(w);
-    while (w->npending > 0 && nw_clock_mono_ms() < until) {
-        if (nw_clock_mono_ms() >= w->retry_at) {
-            write_batch(w);
-        } else {
-            zmq_poll(NULL, 0, 50);
+    while ((held(w) > 0 || w->out) && nw_clock_mono_ms() < until) {
+        maybe_submit(w, nw_clock_mono_ms(), true);
+        zmq_pollitem_t item = {.socket = w->to_store, .events = ZMQ_POLLIN};
+        if (zmq_poll(&item, 1, 50) > 0) {
+            take_answer(w);
         }
         receive(w);
     }
-    if (w->npending > 0) {
+    /* A write still out uses the job's memory: wait for its answer. */
+    while (w->out) {
+        zmq_pollitem_t item = {.socket = w->to_store, .events = ZMQ_POLLIN};
+        if (zmq_poll(&item, 1, 1000) > 0) {
+            take_answer(w);
+        }
+    }
+    if (held(w) > 0) {
         nw_log(NW_LOG_WARN, "writer",
-               "stopping with %zu points unstored: never acked, the "
-               "agents will send them again",
-               w->npending);
+               "stopping with %zu points unstored: never acked, the agents will send them "
+               "again",
+               held(w));
     }
 }

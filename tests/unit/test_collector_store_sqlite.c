@@ -261,9 +261,71 @@ static void wal_and_full_sync(void **state)
     sqlite3_finalize(st);
     /* The primary key is the identity: a second row for it is impossible. */
     assert_int_equal(scalar(db, "SELECT count(*) FROM sqlite_master WHERE type='index' AND "
-                                "name IN ('needle_window_time','needle_window_seq',"
+                                "name IN ('needle_window_time','device_event_seq',"
                                 "'device_event_device_time','alert_device_time')"),
                      4);
+    assert_int_equal(scalar(db, "SELECT count(*) FROM sqlite_master WHERE name = "
+                                "'needle_window_seq'"),
+                     0); /* gone since version 2 */
+    assert_int_equal(scalar(db, "PRAGMA synchronous"), 2); /* FULL (per connection) */
+    sqlite3_close(db);
+}
+
+/* A version-1 file (with needle_window_seq) is migrated to version 2 and
+ * keeps its rows. */
+static void migrates_from_1(void **state)
+{
+    struct nw_store *s = open_store("v1.db", NULL);
+    struct nw_point pts[3] = {window("a", 1), window("a", 2), window("b", 1)};
+    write_ok(s, pts, 3);
+    nw_store_close(&s);
+    char path[512];
+    path_of(path, sizeof(path), "v1.db");
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE INDEX needle_window_seq ON needle_window "
+                                  "(device, epoch, seq); PRAGMA user_version = 1",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    s = open_store("v1.db", NULL);
+    nw_store_close(&s);
+    db = reader("v1.db");
+    assert_int_equal(scalar(db, "PRAGMA user_version"), 2);
+    assert_int_equal(scalar(db, "SELECT count(*) FROM sqlite_master WHERE name = "
+                                "'needle_window_seq'"),
+                     0);
+    assert_int_equal(scalar(db, "SELECT count(*) FROM needle_window"), 3);
+    sqlite3_close(db);
+}
+
+/* Points are inserted in identity order, not in arrival order: the same
+ * rows, and of two points with one identity in a write the later wins. */
+static void write_order_is_free(void **state)
+{
+    struct nw_store *s = open_store("order.db", NULL);
+    enum { N = 600 };
+    static struct nw_point pts[N];
+    for (int i = 0; i < N; i++) { /* a live fleet: devices interleaved */
+        char dev[16];
+        snprintf(dev, sizeof(dev), "d%02d", (i * 7) % 30);
+        pts[i] = window(dev, (uint64_t)(i / 30) + 1);
+        pts[i].u.window.w.cycles = (uint64_t)i;
+    }
+    pts[N - 1] = pts[3]; /* a re-send of pts[3] in the same write, newer values */
+    pts[N - 1].u.window.w.cycles = 4242;
+    write_ok(s, pts, N);
+    nw_store_close(&s);
+    sqlite3 *db = reader("order.db");
+    assert_int_equal(scalar(db, "SELECT count(*) FROM needle_window"), N - 1);
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT cycles FROM needle_window WHERE device = '%s' AND time = %lld",
+             pts[3].device, (long long)pts[3].u.window.w.start_ms);
+    assert_int_equal(scalar(db, sql), 4242);
+    assert_int_equal(scalar(db, "SELECT sum(cycles) FROM needle_window"),
+                     (int64_t)(N - 2) * (N - 1) / 2 - 3 + 4242);
     sqlite3_close(db);
 }
 
@@ -351,7 +413,7 @@ static void bad_files(void **state)
     snprintf(url, sizeof(url), "sqlite:%s", path);
     expect_open_error(url, NW_ERR_CONFIG,
                       "schema version 7 is newer than this needlewatch "
-                      "knows (1): upgrade needlewatch");
+                      "knows (2): upgrade needlewatch");
 
     /* Read-only. Root ignores file modes, so as root the check runs in a
      * child that became nobody. */
@@ -512,6 +574,8 @@ int main(void)
         cmocka_unit_test(round_trip_every_kind),
         cmocka_unit_test(wal_and_full_sync),
         cmocka_unit_test(rewrite_replaces),
+        cmocka_unit_test(migrates_from_1),
+        cmocka_unit_test(write_order_is_free),
         cmocka_unit_test(bad_files),
         cmocka_unit_test(refused_points_are_dead_lettered),
         cmocka_unit_test(concurrent_reader),
