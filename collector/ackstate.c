@@ -27,7 +27,7 @@ enum nw_err ackstate_open(const char *path, struct ackstate **out, struct nw_err
                           st->db ? sqlite3_errmsg(st->db) : "cannot open");
     } else if (sqlite3_busy_timeout(st->db, 5000) != SQLITE_OK ||
                sqlite3_exec(st->db,
-                            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-256;"
                             "CREATE TABLE IF NOT EXISTS device_acks (device TEXT NOT NULL,"
                             " epoch INTEGER NOT NULL, window_seq INTEGER NOT NULL,"
                             " event_seq INTEGER NOT NULL, PRIMARY KEY (device))",

@@ -16,7 +16,7 @@ static enum nw_err fail(struct alertstate *st, const char *what, struct nw_error
 }
 
 static const char schema[] =
-    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-512;"
     "CREATE TABLE IF NOT EXISTS rule_state (device TEXT PRIMARY KEY, state BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS silences (device TEXT NOT NULL, rule TEXT NOT NULL,"
     " until_ms INTEGER NOT NULL, created_ms INTEGER NOT NULL)";

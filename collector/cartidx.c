@@ -25,7 +25,7 @@ enum nw_err cartidx_open(const char *path, struct cartidx **out, struct nw_error
             SQLITE_OK ||
         sqlite3_busy_timeout(ix->db, 5000) != SQLITE_OK ||
         sqlite3_exec(ix->db,
-                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-128;"
                      "CREATE TABLE IF NOT EXISTS cartridges (id TEXT PRIMARY KEY,"
                      " device TEXT NOT NULL, session TEXT NOT NULL, first_ms INTEGER NOT NULL)",
                      NULL, NULL, NULL) != SQLITE_OK ||

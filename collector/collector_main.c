@@ -16,6 +16,7 @@
 #include "pipeline.h"
 #include "worker.h"
 #include "writer.h"
+#include "zsec.h"
 
 #include <needlewatch/clock.h>
 #include <needlewatch/config.h>
@@ -68,14 +69,20 @@ struct collector_cfg {
     char alert_state[512], cartridge_index[512], alerts_pub[256], webhook[1024];
     uint64_t webhook_queue;
     int64_t webhook_timeout_ms, renotify_ms, offline_after_ms, late_after_ms, session_grace_ms;
+    int64_t session_cutoff_ms;
     double rate_clear_margin_hz, depth_clear_margin_mm, unstable_spread_hz, unstable_clear_hz;
     double pigment_factor, pigment_clear_factor;
     uint64_t pigment_min_samples;
+    /* CURVE between collector processes (zsec.h) */
+    int curve;
+    char curve_secret_file[512], curve_public_file[512], curve_server_key_file[512];
+    char curve_peers[512];
 };
 
 static const char *const roles[] = {"all", "ingest", "aggregate", NULL};
 enum { ROLE_ALL, ROLE_INGEST, ROLE_AGGREGATE };
 static const char *const log_levels[] = {"debug", "info", "notice", "warn", "error", NULL};
+static const char *const curve_modes[] = {"off", "on", NULL};
 
 #define F(m) NW_CFG_FIELD(struct collector_cfg, m)
 static const struct nw_cfg_key keys[] = {
@@ -103,6 +110,18 @@ static const struct nw_cfg_key keys[] = {
      .help = "aggregate: workers across all aggregate processes (0: this process's)"},
     {"collector", "workers", NW_CFG_UINT, F(workers), .def = "2", .min = 1, .max = CP_MAX_WORKERS,
      .help = "aggregation worker threads"},
+    /* CURVE encryption and ZAP authentication of tcp:// pipeline sockets (zsec.h) */
+    {"collector", "curve", NW_CFG_ENUM, F(curve), .def = "off", .choices = curve_modes,
+     .help = "on: tcp:// links between ingest and aggregate processes use CURVE; refuses to "
+             "start without keys"},
+    {"collector", "curve_secret_file", NW_CFG_PATH, F(curve_secret_file),
+     .help = "this process's CURVE secret key (Z85, mode 0600; --curve-keygen makes one)"},
+    {"collector", "curve_public_file", NW_CFG_PATH, F(curve_public_file),
+     .help = "this process's CURVE public key (Z85)"},
+    {"collector", "curve_server_key_file", NW_CFG_PATH, F(curve_server_key_file),
+     .help = "public keys of the processes this one connects to: lines KEY or ENDPOINT KEY"},
+    {"collector", "curve_peers", NW_CFG_PATH, F(curve_peers),
+     .help = "allow-list of public keys that may connect: a directory of NAME.pub or a file"},
     {"collector", "log_level", NW_CFG_ENUM, F(log_level), .def = "info", .choices = log_levels,
      .help = "debug, info, notice, warn or error"},
     {"collector", "client_id", NW_CFG_STR, F(client_id), .def = "needlewatch-collector",
@@ -177,6 +196,8 @@ static const struct nw_cfg_key keys[] = {
      .help = "an alert whose event time is this much older than now is marked late"},
     {"alerts", "session_grace", NW_CFG_DURATION_MS, F(session_grace_ms), .def = "2s",
      .help = "wall time a session end waits for the session's last windows"},
+    {"alerts", "session_cutoff", NW_CFG_DURATION_MS, F(session_cutoff_ms), .def = "10m",
+     .max = 86400000, .help = "a device offline this long in a session: its summary is cut off"},
     {"alerts", "rate_clear_margin_hz", NW_CFG_DOUBLE, F(rate_clear_margin_hz), .def = "2", .min = 0,
      .max = 100, .help = "hysteresis: the rate alert clears inside lo+m..hi-m"},
     {"alerts", "depth_clear_margin_mm", NW_CFG_DOUBLE, F(depth_clear_margin_mm), .def = "0.01",
@@ -256,7 +277,8 @@ struct collector {
     void *control[CP_MAX_WORKERS], *control_ack;
     const char *worker_eps[CP_MAX_WORKERS], *settle_eps[CP_MAX_WORKERS];
     struct MHD_Daemon *http;
-    int nworkers; /* worker threads in this process, or endpoints for ingest */
+    struct zsec *zsec; /* collector.curve = on, tcp:// endpoints */
+    int nworkers;      /* worker threads in this process, or endpoints for ingest */
     volatile sig_atomic_t stop_input, stop_writer, drained, stop_ingest, stop_notify;
 };
 
@@ -355,6 +377,8 @@ static void usage(FILE *out)
                  "      --role ROLE        = --set collector.role=ROLE\n"
                  "      --alerts-pub EP    = --set alerts.pub=EP (ZeroMQ PUB of alerts)\n"
                  "  -S, --set S.K=V        any key below\n"
+                 "      --curve-keygen DIR/NAME  write a CURVE key pair NAME.key (0600) and\n"
+                 "                         NAME.pub for collector.curve, then exit\n"
                  "  -h, --help, -V, --version\n"
                  "\nKeys (section.key, type, default):\n");
     nw_config_print_help(out, keys, NKEYS, NW_CFG_HELP_TEXT);
@@ -393,20 +417,31 @@ static int load_config(int argc, char **argv)
     return 0;
 }
 
+static int curve_keygen(const char *base)
+{
+    char pub[ZSEC_KEY_Z85 + 1];
+    struct nw_error err = {0};
+    if (zsec_keygen(base, pub, &err) != NW_OK) {
+        fprintf(stderr, "needlewatch-collector: %s\n", err.msg);
+        return 2;
+    }
+    printf("%s.key  secret key (mode 0600): collector.curve_secret_file on this host only\n"
+           "%s.pub  public key %s: collector.curve_public_file here, and into the peers'\n"
+           "        collector.curve_peers and collector.curve_server_key_file\n",
+           base, base, pub);
+    return 0;
+}
+
 /* Returns -1 to go on, else the exit status. */
 static int parse_args(int argc, char **argv)
 {
-    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
-                                             {"broker", required_argument, NULL, 'b'},
-                                             {"store", required_argument, NULL, 's'},
-                                             {"inventory", required_argument, NULL, 'i'},
-                                             {"http", required_argument, NULL, 'H'},
-                                             {"role", required_argument, NULL, 'R'},
-                                             {"set", required_argument, NULL, 'S'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {"alerts-pub", required_argument, NULL, 'P'},
-                                             {"version", no_argument, NULL, 'V'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},       {"broker", required_argument, NULL, 'b'},
+        {"store", required_argument, NULL, 's'},        {"inventory", required_argument, NULL, 'i'},
+        {"http", required_argument, NULL, 'H'},         {"role", required_argument, NULL, 'R'},
+        {"set", required_argument, NULL, 'S'},          {"help", no_argument, NULL, 'h'},
+        {"alerts-pub", required_argument, NULL, 'P'},   {"version", no_argument, NULL, 'V'},
+        {"curve-keygen", required_argument, NULL, 'K'}, {NULL, 0, NULL, 0}};
     int rc = load_config(argc, argv), c;
     while (rc == 0 && (c = getopt_long(argc, argv, "c:b:s:i:S:hV", longopts, NULL)) != -1) {
         char *eq;
@@ -446,6 +481,8 @@ static int parse_args(int argc, char **argv)
         case 'V':
             printf("needlewatch-collector %s\n", NW_VERSION);
             return 0;
+        case 'K':
+            return curve_keygen(optarg);
         default:
             usage(stderr);
             return 2;
@@ -472,6 +509,7 @@ static int parse_args(int argc, char **argv)
     r->renotify_ms = C.cfg.renotify_ms;
     r->late_after_ms = C.cfg.late_after_ms;
     r->session_grace_ms = C.cfg.session_grace_ms;
+    r->session_cutoff_ms = C.cfg.session_cutoff_ms;
     return rc ? rc : -1;
 }
 
@@ -598,7 +636,8 @@ static unsigned route(struct MHD_Connection *conn, const char *url, const char *
     }
     *type = "text/plain; version=0.0.4";
     if (get && !strcmp(url, "/metrics")) {
-        collector_metrics_render(body, cap);
+        size_t len = collector_metrics_render(body, cap);
+        zsec_metrics_render(C.zsec, body + len, cap - len);
         return MHD_HTTP_OK;
     }
     if (get && !strcmp(url, "/healthz")) {
@@ -866,6 +905,49 @@ static int check_role(int n)
     return 0;
 }
 
+/* collector.curve = on: CURVE and ZAP on this process's tcp:// links (zsec.h). */
+static int start_curve(void)
+{
+    bool ingest = C.cfg.role == ROLE_INGEST, aggregate = C.cfg.role == ROLE_AGGREGATE;
+    bool tcp =
+        (ingest && (strstr(C.cfg.aggregate, "tcp://") || strstr(C.cfg.ack_listen, "tcp://"))) ||
+        (aggregate && (strstr(C.cfg.listen, "tcp://") || strstr(C.cfg.ack_to, "tcp://")));
+    if (!tcp) {
+        return 0;
+    }
+    if (C.cfg.curve == 0) {
+        nw_log(NW_LOG_WARN, "collector",
+               "tcp:// links between collector processes are not encrypted (collector.curve = "
+               "off): use it on one host or a trusted network only");
+        return 0;
+    }
+    const char *missing = !C.cfg.curve_secret_file[0]       ? "curve_secret_file"
+                          : !C.cfg.curve_public_file[0]     ? "curve_public_file"
+                          : !C.cfg.curve_peers[0]           ? "curve_peers"
+                          : !C.cfg.curve_server_key_file[0] ? "curve_server_key_file"
+                                                            : NULL;
+    if (missing) {
+        fprintf(stderr,
+                "needlewatch-collector: collector.curve = on needs collector.%s "
+                "(README: \"Encrypting the pipeline between hosts\")\n",
+                missing);
+        return 2;
+    }
+    struct zsec_options o = {.secret_file = C.cfg.curve_secret_file,
+                             .public_file = C.cfg.curve_public_file,
+                             .server_key_file = C.cfg.curve_server_key_file,
+                             .peers = C.cfg.curve_peers};
+    struct nw_error err = {0};
+    const char *zap_off = getenv("NW_TEST_ZAP_OFF"); /* tests only: prove it fails closed */
+    if (zsec_new(&o, &C.zsec, &err) != NW_OK ||
+        zsec_start(C.zsec, C.zctx, !(zap_off && !strcmp(zap_off, "1")), &err) != NW_OK) {
+        fprintf(stderr, "needlewatch-collector: %s\n", err.msg);
+        return 2;
+    }
+    cp_set_security(C.zsec);
+    return 0;
+}
+
 static int build(void)
 {
     struct nw_error err = {0};
@@ -873,6 +955,9 @@ static int build(void)
     nw_limits_default(&lim);
     int n = C.cfg.role == ROLE_INGEST ? ingest_endpoints() : worker_endpoints();
     int rc = check_role(n);
+    if (rc == 0) {
+        rc = start_curve();
+    }
     if (rc != 0) {
         return rc;
     }
@@ -922,6 +1007,8 @@ static void teardown(void)
     for (int i = 0; i < CP_MAX_WORKERS; i++) {
         worker_destroy(&C.workers[i]);
     }
+    cp_set_security(NULL);
+    zsec_destroy(&C.zsec); /* before zmq_ctx_term: it owns sockets of C.zctx */
     if (C.zctx) {
         zmq_ctx_term(C.zctx);
     }

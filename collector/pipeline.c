@@ -1,5 +1,6 @@
 /* pipeline.c - routing and socket settings shared by the stages. */
 #include "pipeline.h"
+#include "zsec.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -26,6 +27,14 @@ void cp_socket_defaults(void *sock)
     zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max, sizeof(max));
 }
 
+/* Set once before the first cp_open (collector.curve = on), read-only after. */
+static struct zsec *security;
+
+void cp_set_security(struct zsec *z)
+{
+    security = z;
+}
+
 void *cp_open(void *zctx, int type, const char *endpoints, bool bind, struct nw_error *out_err)
 {
     void *s = zmq_socket(zctx, type);
@@ -44,6 +53,13 @@ void *cp_open(void *zctx, int type, const char *endpoints, bool bind, struct nw_
         size_t n = strcspn(ep, ",");
         char one[256];
         snprintf(one, sizeof(one), "%.*s", (int)n, ep);
+        /* tcp:// between collector processes: CURVE, the binding side serves. */
+        bool curve =
+            security && !strncmp(one, "tcp://", 6) && (type == ZMQ_PUSH || type == ZMQ_PULL);
+        if (curve && zsec_apply(security, s, one, bind, out_err) != NW_OK) {
+            zmq_close(s);
+            return NULL;
+        }
         if ((bind ? zmq_bind(s, one) : zmq_connect(s, one)) != 0) {
             nw_error_set(out_err, NW_ERR_CONFIG, "%s %s: %s", bind ? "bind" : "connect", one,
                          zmq_strerror(errno));

@@ -105,4 +105,13 @@ void cp_socket_defaults(void *sock);
  */
 void *cp_open(void *zctx, int type, const char *endpoints, bool bind, struct nw_error *out_err);
 
+/*
+ * From now on cp_open makes every tcp:// PUSH/PULL endpoint CURVE (zsec.h):
+ * a bound one a CURVE server behind the ZAP handler, a connected one a
+ * client. z is borrowed and must outlive those sockets; NULL: plain. Call
+ * before the first cp_open, from one thread.
+ */
+struct zsec;
+void cp_set_security(struct zsec *z);
+
 #endif
