@@ -27,7 +27,7 @@
 
 #define DEFAULT_MAX_DEVICES 100000
 #define POLL_MS 100
-#define PERSIST_EVERY_MS 100
+#define PERSIST_EVERY_MS 200 /* = the default ack interval: one fsync per ack round */
 #define RULES_PERSIST_EVERY_MS 1000 /* rule state without transitions */
 #define TICK_MS 1000                /* offline timeouts, gaps, session ends, re-notify */
 #define NOTES_MAX 256               /* transitions of one message awaiting notification */
@@ -333,6 +333,9 @@ static void count_transition(const struct nw_alert *a)
 static void take_out(struct worker *w, struct wdev *d)
 {
     struct rules_out *o = &w->out;
+    if (o->nalerts == 0 && o->nsessions == 0 && o->overflow == 0) {
+        return; /* the common case: nothing changed */
+    }
     if (o->overflow) {
         CM_ADD(alerts_overflow, o->overflow);
     }
@@ -362,7 +365,8 @@ static void take_out(struct worker *w, struct wdev *d)
     if (n || o->overflow) {
         mark_rdirty(w, d);
     }
-    memset(o, 0, sizeof(*o));
+    o->nalerts = o->nsessions = 0; /* the arrays are rewritten before use: no memset */
+    o->overflow = 0;
 }
 
 /* Unknown devices raise unknown_device; an inventory that lists them
