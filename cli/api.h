@@ -23,7 +23,7 @@ struct nw_api_answer {
 };
 
 /*
- * method "GET" or "POST" to base (borrowed, "http://127.0.0.1:9100") + path,
+ * method "GET" or "POST" to base (borrowed, "http://127.0.0.1:9464") + path,
  * with query parameters params[0..n) as name/value pairs (a NULL value is
  * left out). NW_OK when an answer arrived (any status: see out->status);
  * NW_ERR_RETRY / NW_ERR_TIMEOUT when the collector could not be reached,

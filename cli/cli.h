@@ -25,7 +25,7 @@
 enum { NW_EXIT_OK = 0, NW_EXIT_RUNTIME = 1, NW_EXIT_USAGE = 2 };
 
 #define NW_CLI_DEFAULT_STORE "sqlite:needlewatch.db"
-#define NW_CLI_DEFAULT_COLLECTOR "http://127.0.0.1:9100"
+#define NW_CLI_DEFAULT_COLLECTOR "http://127.0.0.1:9464"
 
 /* Long-only option ids of the common options. */
 enum {

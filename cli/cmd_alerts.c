@@ -29,7 +29,7 @@ static const char help[] =
     "Lists read the store's alert measurement; an alert is open while its newest\n"
     "state is not \"resolved\". ack, silence and silences talk to the collector's\n"
     "operator API (--collector, env NEEDLEWATCH_COLLECTOR, default\n"
-    "http://127.0.0.1:9100). A silence without --device or --rule covers all\n"
+    "http://127.0.0.1:9464). A silence without --device or --rule covers all\n"
     "devices or rules; DURATION is like 90s, 30m, 2h, 1d.\n"
     "\n"
     "  --all              every alert of the range, with its newest state\n"
