@@ -422,9 +422,10 @@ void rules_on_window(struct rules_dev *d, const struct rules_ctx *c, const struc
     spec_rules(d, c, w, end, out);
     pigment_rule(d, c, w, end, out);
     cartridge_cycles(d, c, w, end, out);
-    if (w->cycles > 0) {
+    if (w->cycles > 0 && w->start_ms >= d->running_at_ms) { /* not yet in a status */
         d->odometer += w->cycles;
         d->running_s += (w->running_ms + 500) / 1000;
+        d->running_at_ms = end;
         maintenance_rule(d, c, end, out);
     }
 }
@@ -539,9 +540,12 @@ void rules_on_status(struct rules_dev *d, const struct rules_ctx *c, const struc
         return;
     }
     resolve(d, c, out, RULE_OFFLINE, s->time_ms, 1, "device back online");
-    if (s->running_s || s->odometer_cycles) {
+    /* A status older than the windows counted since (a retained one, read
+     * again after a collector restart) would move the counters back. */
+    if ((s->running_s || s->odometer_cycles) && s->time_ms >= d->running_at_ms) {
         d->running_s = s->running_s;
         d->odometer = s->odometer_cycles;
+        d->running_at_ms = s->time_ms;
         maintenance_rule(d, c, s->time_ms, out);
     }
 }

@@ -327,6 +327,22 @@ static void maintenance_due_until_serviced(void **state)
     assert_int_equal(F.fired[RULE_MAINT], 1);
 }
 
+static void a_stale_status_does_not_move_service_hours_back(void **state)
+{
+    (void)state;
+    struct nw_status s = {.state = NW_DEVICE_ONLINE,
+                          .time_ms = T0,
+                          .running_s = 500 * 3600 - 60,
+                          .odometer_cycles = 1000};
+    rules_on_status(&F.d, &F.ctx, &s, &F.out);
+    F.t = T0 + 1000;
+    run_windows(50, 120, 0.35); /* 50 s of needling after the status */
+    assert_int_equal(F.fired[RULE_MAINT], 0);
+    rules_on_status(&F.d, &F.ctx, &s, &F.out); /* the retained one again (a restart) */
+    run_windows(15, 120, 0.35);
+    assert_int_equal(F.fired[RULE_MAINT], 1); /* 65 s > 60 s: crossed */
+}
+
 static void data_gap_fires_after_ten_minutes_and_resolves_when_filled(void **state)
 {
     (void)state;
@@ -513,6 +529,7 @@ int main(void)
         T(cartridge_reuse_fires_on_insert_before_any_cycle),
         T(cartridge_worn_and_replaced),
         T(maintenance_due_until_serviced),
+        T(a_stale_status_does_not_move_service_hours_back),
         T(data_gap_fires_after_ten_minutes_and_resolves_when_filled),
         T(pigment_overuse_against_the_median),
         T(unknown_device_and_inventory),
