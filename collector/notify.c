@@ -22,6 +22,8 @@
  */
 #include "notify.h"
 
+#include "store_impl.h"
+
 #include "alert_json.h"
 #include "metrics.h"
 #include "pipeline.h"
@@ -222,30 +224,12 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
     return len;
 }
 
-/* Retry-After: delta-seconds or an HTTP-date, in ms from now; -1 if neither. */
+/* Retry-After (delta-seconds or an HTTP-date, parsed as the store writers
+ * do) in ms from now, capped; -1 if neither. */
 static int64_t parse_retry_after(const char *v)
 {
-    while (*v == ' ' || *v == '\t') {
-        v++;
-    }
-    if (*v >= '0' && *v <= '9') {
-        char *end;
-        errno = 0;
-        unsigned long long secs = strtoull(v, &end, 10);
-        while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n') {
-            end++;
-        }
-        if (*end || errno) {
-            return -1;
-        }
-        return secs > RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS : (int64_t)secs * 1000;
-    }
-    time_t t = curl_getdate(v, NULL);
-    if (t == (time_t)-1) {
-        return -1;
-    }
-    int64_t ms = (int64_t)t * 1000 - nw_clock_realtime_ms();
-    return ms < 0 ? 0 : ms > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : ms;
+    int64_t ms = nw_store_parse_retry_after(v, nw_clock_realtime_ms());
+    return ms > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : ms;
 }
 
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
