@@ -5,6 +5,12 @@
 # catching up, against the store's own ingest limit (>= 0.8 x).
 #
 #   bench/collector_throughput.sh [--quick] [--keep] [--build DIR]
+#   NW_BENCH_STORE=influx bench/collector_throughput.sh ...
+#
+# NW_BENCH_STORE=influx runs every store row (the store alone, the
+# collector) against a real InfluxDB 1.x (Debian's influxd, started here on
+# a free port, one database per run) instead of SQLite; the accounting
+# counts the rows with InfluxQL.
 #
 # Live fleet (1 window per message): N=1000 devices (loadgen, one process,
 # one epoll loop, QoS 1, 16 in flight each, valid WindowBatch payloads from
@@ -68,11 +74,43 @@ BATCH=256
 COLLECTOR=$BUILD/collector/needlewatch-collector
 POLL="python3 $BENCH_DIR/metrics_poll.py"
 W=$NW_WORK
+STORE_KIND=${NW_BENCH_STORE:-sqlite}
 
 bench_machine start
 bench_broker
+if [[ $STORE_KIND == influx ]]; then
+    nw_start_influxd "$W" || { bench_log "influxd did not start"; exit 1; }
+elif [[ $STORE_KIND != sqlite ]]; then
+    bench_log "NW_BENCH_STORE=$STORE_KIND: expected sqlite or influx"
+    exit 2
+fi
+
+# store_url NAME: a fresh store for one run.
+store_url()
+{
+    if [[ $STORE_KIND == influx ]]; then
+        curl -sf -XPOST "$NW_INFLUX_URL/query" --data-urlencode "q=CREATE DATABASE \"$1\"" >/dev/null
+        echo "influx://127.0.0.1:$NW_INFLUX_PORT/$1"
+    else
+        echo "sqlite:$W/$1.db"
+    fi
+}
+
+# store_rows NAME: needle_window rows in the store of run NAME.
+store_rows()
+{
+    if [[ $STORE_KIND == influx ]]; then
+        curl -sf -G "$NW_INFLUX_URL/query" --data-urlencode "db=$1" \
+            --data-urlencode "q=SELECT count(seq) FROM needle_window" |
+            python3 -c 'import json, sys
+r = json.load(sys.stdin)["results"][0]
+print(r["series"][0]["values"][0][1] if "series" in r else 0)'
+    else
+        sqlite3 "$W/$1.db" "SELECT count(*) FROM needle_window" 2>/dev/null || echo 0
+    fi
+}
 echo "# live: $N devices, 1 window/msg, QoS 1, window 16; catch-up: $NC devices, $BATCH windows/msg"
-echo "# runs: warm-up ${WARM}s, window ${DUR}s; collector: defaults (2 workers, batch 5000, flush 200 ms), SQLite WAL synchronous=FULL in $W"
+echo "# runs: warm-up ${WARM}s, window ${DUR}s; collector: defaults (2 workers, batch 5000, flush 200 ms); store: $STORE_KIND ($([[ $STORE_KIND == influx ]] && echo "InfluxDB $(influxd version 2>/dev/null | head -n 1) on $NW_INFLUX_URL" || echo "SQLite WAL synchronous=FULL in $W"))"
 
 {
     echo "device,clinic,model"
@@ -98,9 +136,10 @@ start_collector()
     (($# > 0)) && shift
     args=("$@")
     http_port=$(nw_free_port 1)
-    db="$W/$name.db"
+    local url
+    url=$(store_url "$name")
     mkdir -p "$W/$name.cwd" # relative default paths (state, spool) land here
-    (cd "$W/$name.cwd" && exec env "${envs[@]}" "$COLLECTOR" -b "$NW_MQTT_URL" -s "sqlite:$db" \
+    (cd "$W/$name.cwd" && exec env "${envs[@]}" "$COLLECTOR" -b "$NW_MQTT_URL" -s "$url" \
         -i "$W/inventory.csv" --http "127.0.0.1:$http_port" \
         --set collector.dead_letter="$W/$name.dead.jsonl" "${args[@]}" >"$W/$name.log" 2>&1) &
     cpid=$!
@@ -193,9 +232,9 @@ account()
     hwr=$(get hwm_writer)
     hs=$(get hwm_settle)
     spool=$(get spool_records)
-    rows=$(sqlite3 "$W/$name.db" "SELECT count(*) FROM needle_window" 2>/dev/null || echo 0)
+    rows=$(store_rows "$name")
     pending=$((sent - rows - rej - (hw + hwr + msgs_rej) * per))
-    echo "# $name accounting: sent $sent windows = $rows SQLite rows ($stored stored before SIGTERM)" \
+    echo "# $name accounting: sent $sent windows = $rows $STORE_KIND rows ($stored stored before SIGTERM)" \
         "+ $rej refused items + $msgs_rej refused msgs x $per + hwm-dropped msgs x $per (worker $hw," \
         "writer $hwr) + pending $pending (spool chunks at stop: $spool; settle drops $hs)"
     if ((pending < 0)); then
@@ -227,7 +266,7 @@ if ((!QUICK)); then
         "$(kv "cpu_pid$BROKER_PID" "$W/base-nwmqtt.sub")" - "$(kv cpu_self "$W/base-nwmqtt.pub")" -
 fi
 if ((!QUICK)); then
-    "$BUILD/bench/store_ingest" "sqlite:$W/store-live.db" --devices "$N" --run 1 --seconds "$STORE_S" \
+    "$BUILD/bench/store_ingest" "$(store_url store-live)" --devices "$N" --run 1 --seconds "$STORE_S" \
         >"$W/store-live.out"
     row store-live - - "$(fmt0 "$(kv rate "$W/store-live.out")")" - - - -
     rm -f "$W"/store-live.db*
@@ -255,7 +294,7 @@ fi
 
 # ---- catching up: 256 windows per message ----------------------------------
 if [[ " $PHASES " == *" catchup "* ]]; then
-"$BUILD/bench/store_ingest" "sqlite:$W/store-catchup.db" --devices "$NC" --run "$BATCH" \
+"$BUILD/bench/store_ingest" "$(store_url store-catchup)" --devices "$NC" --run "$BATCH" \
     --seconds "$STORE_S" >"$W/store-catchup.out"
 STORE_LIMIT=$(kv rate "$W/store-catchup.out")
 row store-catchup - - "$(fmt0 "$STORE_LIMIT")" - - - -
@@ -320,7 +359,7 @@ printf '%-52s %10s %10s %7s %7s\n' "catch-up: windows pending at stop (spool/que
 printf '%-52s %10s %10s %7s %7s\n' "collector peak RSS MiB live / catch-up" "$(mib "$LIVE_RSS")" "$(mib "$CU_RSS")" "" "<=64"
 echo
 bench_machine end
-summary "live_stored=$(fmt0 "$LIVE_STORED")" "base_raw=$(fmt0 "$BASE_RAW")" \
+summary "store=$STORE_KIND" "live_stored=$(fmt0 "$LIVE_STORED")" "base_raw=$(fmt0 "$BASE_RAW")" \
     "ratio_live=$(ratio "$LIVE_STORED" "$BASE_RAW")" "base_nwmqtt=$(fmt0 "$BASE_NW")" \
     "store_live=$(fmt0 "$STORE_LIVE")" "pending_live=$LIVE_PENDING" "hwm_drops_live=$LIVE_DROPS" \
     "catchup_stored=$(fmt0 "$CU_STORED")" "store_limit=$(fmt0 "$STORE_LIMIT")" \
