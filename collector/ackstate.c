@@ -26,12 +26,13 @@ enum nw_err ackstate_open(const char *path, struct ackstate **out, struct nw_err
         rc = nw_error_set(out_err, NW_ERR_IO, "ack state %s: %s", path,
                           st->db ? sqlite3_errmsg(st->db) : "cannot open");
     } else if (sqlite3_busy_timeout(st->db, 5000) != SQLITE_OK ||
-               sqlite3_exec(st->db,
-                            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-256;"
-                            "CREATE TABLE IF NOT EXISTS device_acks (device TEXT NOT NULL,"
-                            " epoch INTEGER NOT NULL, window_seq INTEGER NOT NULL,"
-                            " event_seq INTEGER NOT NULL, PRIMARY KEY (device))",
-                            NULL, NULL, NULL) != SQLITE_OK ||
+               sqlite3_exec(
+                   st->db,
+                   "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-256;"
+                   "CREATE TABLE IF NOT EXISTS device_acks (device TEXT NOT NULL,"
+                   " epoch INTEGER NOT NULL, window_seq INTEGER NOT NULL,"
+                   " event_seq INTEGER NOT NULL, PRIMARY KEY (device))",
+                   NULL, NULL, NULL) != SQLITE_OK ||
                sqlite3_prepare_v2(st->db,
                                   "INSERT INTO device_acks VALUES (?1, ?2, ?3, ?4) ON CONFLICT"
                                   " (device) DO UPDATE SET epoch=?2, window_seq=?3, event_seq=?4",

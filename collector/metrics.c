@@ -122,21 +122,23 @@ size_t collector_metrics_render(char *buf, size_t cap)
           CM_GET(webhook_queue_depth));
     gauge(&o, "nw_webhook_up", "1 when a webhook is configured and its last attempt succeeded",
           (uint64_t)CM_GET(webhook_up));
-    put(&o, "# HELP nw_queue_depth messages, bytes or points waiting between two stages\n"
-            "# TYPE nw_queue_depth gauge\n"
-            "nw_queue_depth{stage=\"worker\",unit=\"messages\"} %" PRIu64 "\n"
-            "nw_queue_depth{stage=\"worker\",unit=\"bytes\"} %" PRIu64 "\n"
-            "nw_queue_depth{stage=\"writer\",unit=\"points\"} %" PRIu64 "\n"
-            "nw_queue_depth{stage=\"spool\",unit=\"records\"} %" PRIu64 "\n"
-            "nw_queue_depth{stage=\"spool\",unit=\"bytes\"} %" PRIu64 "\n",
+    put(&o,
+        "# HELP nw_queue_depth messages, bytes or points waiting between two stages\n"
+        "# TYPE nw_queue_depth gauge\n"
+        "nw_queue_depth{stage=\"worker\",unit=\"messages\"} %" PRIu64 "\n"
+        "nw_queue_depth{stage=\"worker\",unit=\"bytes\"} %" PRIu64 "\n"
+        "nw_queue_depth{stage=\"writer\",unit=\"points\"} %" PRIu64 "\n"
+        "nw_queue_depth{stage=\"spool\",unit=\"records\"} %" PRIu64 "\n"
+        "nw_queue_depth{stage=\"spool\",unit=\"bytes\"} %" PRIu64 "\n",
         (uint64_t)CM_GET(worker_queue_msgs), (uint64_t)CM_GET(worker_queue_bytes),
         (uint64_t)CM_GET(points_pending), (uint64_t)CM_GET(spool_records),
         (uint64_t)CM_GET(spool_bytes));
-    put(&o, "# HELP nw_queue_bound the bound of a stage queue; beyond it data is dropped and "
-            "counted (never acked: agents re-send)\n"
-            "# TYPE nw_queue_bound gauge\n"
-            "nw_queue_bound{stage=\"worker\",unit=\"bytes\"} %" PRIu64 "\n"
-            "nw_queue_bound{stage=\"writer\",unit=\"points\"} %" PRIu64 "\n",
+    put(&o,
+        "# HELP nw_queue_bound the bound of a stage queue; beyond it data is dropped and "
+        "counted (never acked: agents re-send)\n"
+        "# TYPE nw_queue_bound gauge\n"
+        "nw_queue_bound{stage=\"worker\",unit=\"bytes\"} %" PRIu64 "\n"
+        "nw_queue_bound{stage=\"writer\",unit=\"points\"} %" PRIu64 "\n",
         (uint64_t)CM_GET(worker_queue_bound_bytes), (uint64_t)CM_GET(writer_bound_points));
     counter(&o, "nw_writer_dropped_points_total",
             "points in messages dropped at the writer's bound (never acked: agents re-send)",

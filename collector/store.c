@@ -337,7 +337,8 @@ static enum nw_err resolve_options(const struct nw_store_options *in, struct nw_
     DEF(sqlite_busy_timeout_ms, 5000);
     DEF(sqlite_cache_kib, 2048);
     if (o->sqlite_cache_kib < 256 || o->sqlite_cache_kib > ((uint64_t)1 << 20)) {
-        return nw_error_set(err, NW_ERR_CONFIG, "store options: sqlite_cache_kib must be 256..1048576");
+        return nw_error_set(err, NW_ERR_CONFIG,
+                            "store options: sqlite_cache_kib must be 256..1048576");
     }
     if (o->connect_timeout_ms < 0 || o->timeout_ms < 0 || o->write_budget_ms < 0 ||
         o->backoff_min_ms < 0 || o->backoff_max_ms < o->backoff_min_ms ||

@@ -27,7 +27,7 @@
 
 #define DEFAULT_MAX_DEVICES 100000
 #define POLL_MS 100
-#define PERSIST_EVERY_MS 200 /* = the default ack interval: one fsync per ack round */
+#define PERSIST_EVERY_MS 200        /* = the default ack interval: one fsync per ack round */
 #define RULES_PERSIST_EVERY_MS 1000 /* rule state without transitions */
 #define TICK_MS 1000                /* offline timeouts, gaps, session ends, re-notify */
 #define NOTES_MAX 256               /* transitions of one message awaiting notification */

@@ -173,8 +173,7 @@ static enum nw_err open_store_thread(struct writer *w, void *zctx, struct nw_err
     int linger = 0;
     if (!w->to_store || !w->from_writer || zmq_bind(w->to_store, ep) != 0 ||
         zmq_connect(w->from_writer, ep) != 0) {
-        return nw_error_set(out_err, NW_ERR_NOMEM, "writer: store socket: %s",
-                            zmq_strerror(errno));
+        return nw_error_set(out_err, NW_ERR_NOMEM, "writer: store socket: %s", zmq_strerror(errno));
     }
     zmq_setsockopt(w->to_store, ZMQ_LINGER, &linger, sizeof(linger));
     zmq_setsockopt(w->from_writer, ZMQ_LINGER, &linger, sizeof(linger));
@@ -574,8 +573,7 @@ void writer_run(struct writer *w, volatile sig_atomic_t *stop)
     prctl(PR_SET_NAME, "nw-writer", 0, 0, 0);
     nw_log(NW_LOG_NOTICE, "writer",
            "store %s, batches of %zu points or %" PRId64 " ms, at most %zu points held",
-           nw_store_name(w->store), w->opt.batch_points, w->opt.flush_ms,
-           2 * w->opt.batch_points);
+           nw_store_name(w->store), w->opt.batch_points, w->opt.flush_ms, 2 * w->opt.batch_points);
     while (!*stop) {
         zmq_pollitem_t items[2] = {{.socket = w->in, .events = ZMQ_POLLIN},
                                    {.socket = w->to_store, .events = ZMQ_POLLIN}};

@@ -266,7 +266,7 @@ static void wal_and_full_sync(void **state)
                      4);
     assert_int_equal(scalar(db, "SELECT count(*) FROM sqlite_master WHERE name = "
                                 "'needle_window_seq'"),
-                     0); /* gone since version 2 */
+                     0);                                   /* gone since version 2 */
     assert_int_equal(scalar(db, "PRAGMA synchronous"), 2); /* FULL (per connection) */
     sqlite3_close(db);
 }
@@ -321,8 +321,8 @@ static void write_order_is_free(void **state)
     assert_int_equal(scalar(db, "SELECT count(*) FROM needle_window"), N - 1);
     char sql[256];
     snprintf(sql, sizeof(sql),
-             "SELECT cycles FROM needle_window WHERE device = '%s' AND time = %lld",
-             pts[3].device, (long long)pts[3].u.window.w.start_ms);
+             "SELECT cycles FROM needle_window WHERE device = '%s' AND time = %lld", pts[3].device,
+             (long long)pts[3].u.window.w.start_ms);
     assert_int_equal(scalar(db, sql), 4242);
     assert_int_equal(scalar(db, "SELECT sum(cycles) FROM needle_window"),
                      (int64_t)(N - 2) * (N - 1) / 2 - 3 + 4242);
