@@ -468,20 +468,27 @@ uint32_t nw_json_member(const struct nw_json *j, uint32_t obj, const char *key)
     return 0;
 }
 
-bool nw_json_int(const struct nw_json *j, uint32_t i, int64_t *out)
+/* The text of number token i, NUL-terminated, into buf; false when i is
+ * not a number or its text does not fit. */
+static bool num_text(const struct nw_json *j, uint32_t i, char *buf, size_t cap)
 {
     if (i >= j->n || j->toks[i].type != NW_JSON_NUM) {
         return false;
     }
     const struct nw_json_tok *t = &j->toks[i];
-    char buf[32];
     size_t len = t->end - t->start;
-    if (len >= sizeof(buf)) {
+    if (len >= cap) {
         return false;
     }
     memcpy(buf, j->text + t->start, len);
     buf[len] = '\0';
-    if (strpbrk(buf, ".eE")) {
+    return true;
+}
+
+bool nw_json_int(const struct nw_json *j, uint32_t i, int64_t *out)
+{
+    char buf[32];
+    if (!num_text(j, i, buf, sizeof(buf)) || strpbrk(buf, ".eE")) {
         return false;
     }
     errno = 0;
@@ -496,17 +503,10 @@ bool nw_json_int(const struct nw_json *j, uint32_t i, int64_t *out)
 
 bool nw_json_num(const struct nw_json *j, uint32_t i, double *out)
 {
-    if (i >= j->n || j->toks[i].type != NW_JSON_NUM) {
-        return false;
-    }
-    const struct nw_json_tok *t = &j->toks[i];
     char buf[64];
-    size_t len = t->end - t->start;
-    if (len >= sizeof(buf)) {
+    if (!num_text(j, i, buf, sizeof(buf))) {
         return false;
     }
-    memcpy(buf, j->text + t->start, len);
-    buf[len] = '\0';
     char *end;
     errno = 0;
     double v = strtod(buf, &end);

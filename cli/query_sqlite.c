@@ -17,7 +17,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define APPLICATION_ID 0x4e574154 /* "NWAT", as store_sqlite.c */
 #define SQL_MAX 4096
 
 struct qs {
@@ -25,27 +24,9 @@ struct qs {
     char name[NW_STORE_URL_MAX];
 };
 
-static enum nw_err map_rc(int rc)
-{
-    switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return NW_ERR_RETRY;
-    case SQLITE_NOMEM:
-        return NW_ERR_NOMEM;
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-        return NW_ERR_CORRUPT;
-    case SQLITE_CANTOPEN:
-        return NW_ERR_NOT_FOUND;
-    default:
-        return NW_ERR_IO;
-    }
-}
-
 static enum nw_err fail(struct qs *s, int rc, struct nw_error *err, const char *what)
 {
-    return nw_error_set(err, map_rc(rc), "%s: %s: %s", s->name, what,
+    return nw_error_set(err, nw_store_sqlite_err(rc), "%s: %s: %s", s->name, what,
                         s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
 }
 
@@ -274,7 +255,7 @@ enum nw_err nw_query_sqlite_open(const struct nw_store_url *url, const char *nam
             rc = sqlite3_prepare_v2(s->db, "PRAGMA application_id", -1, &st, NULL);
         }
         if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
-            if (sqlite3_column_int64(st, 0) != APPLICATION_ID) {
+            if (sqlite3_column_int64(st, 0) != NW_STORE_SQLITE_APPLICATION_ID) {
                 e = nw_error_set(err, NW_ERR_CORRUPT, "%s: not a needlewatch store", name);
             }
         } else {

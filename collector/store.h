@@ -181,4 +181,14 @@ void nw_store_stats(struct nw_store *store, struct nw_store_stats *out);
 /* Closes and frees *store, sets it to NULL. NULL-safe. */
 void nw_store_close(struct nw_store **store);
 
+/* PRAGMA application_id of a needlewatch SQLite store ("NWAT"): readers
+ * (the CLI) check it before they trust a file. */
+#define NW_STORE_SQLITE_APPLICATION_ID 0x4e574154
+
+/* An SQLite result code in our vocabulary: busy/locked -> NW_ERR_RETRY,
+ * corrupt/not a database -> NW_ERR_CORRUPT, cannot open -> NW_ERR_NOT_FOUND,
+ * out of memory -> NW_ERR_NOMEM, anything else (I/O, disk full, read-only,
+ * permissions) -> NW_ERR_IO. */
+enum nw_err nw_store_sqlite_err(int sqlite_rc);
+
 #endif

@@ -51,7 +51,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define APPLICATION_ID 0x4e574154 /* "NWAT" */
 #define SQL_MAX 4096
 #define DEFAULT_CACHE_KIB 2048
 #define WAL_CHECKPOINT_PAGES 8192
@@ -72,8 +71,7 @@ struct sq {
     size_t ord_cap;
 };
 
-/* SQLite result -> our vocabulary. Busy/locked: another writer, retry. */
-static enum nw_err map_rc(int rc)
+enum nw_err nw_store_sqlite_err(int rc)
 {
     switch (rc & 0xff) {
     case SQLITE_BUSY:
@@ -93,7 +91,7 @@ static enum nw_err map_rc(int rc)
 
 static enum nw_err sq_fail(struct sq *q, int rc, struct nw_error *err, const char *what)
 {
-    return nw_error_set(err, map_rc(rc), "%s: %s: %s", q->path, what,
+    return nw_error_set(err, nw_store_sqlite_err(rc), "%s: %s: %s", q->path, what,
                         q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
 }
 
@@ -216,7 +214,7 @@ static enum nw_err (*const migrations[NW_SCHEMA_VERSION])(struct sq *, struct nw
 static enum nw_err check_version(struct sq *q, int64_t version, int64_t app_id, int64_t tables,
                                  struct nw_error *err)
 {
-    if (app_id != 0 && app_id != APPLICATION_ID) {
+    if (app_id != 0 && app_id != NW_STORE_SQLITE_APPLICATION_ID) {
         return nw_error_set(err, NW_ERR_CONFIG,
                             "%s: not a needlewatch database (application_id %lld)", q->path,
                             (long long)app_id);
@@ -259,7 +257,7 @@ static enum nw_err migrate(struct sq *q, struct nw_error *err)
     if (rc == NW_OK && version < NW_SCHEMA_VERSION) {
         char sql[128];
         snprintf(sql, sizeof(sql), "PRAGMA application_id = %d; PRAGMA user_version = %d",
-                 APPLICATION_ID, NW_SCHEMA_VERSION);
+                 NW_STORE_SQLITE_APPLICATION_ID, NW_SCHEMA_VERSION);
         rc = exec(q, sql, err);
     }
     if (rc == NW_OK) {
