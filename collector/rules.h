@@ -122,7 +122,7 @@ struct session_acc {
     uint64_t windows, first_seq, last_seq;
 };
 
-#define RULES_DEV_VERSION 2
+#define RULES_DEV_VERSION 3
 
 struct rules_dev {
     uint32_t version;              /* RULES_DEV_VERSION: a blob of another layout is refused */
@@ -136,7 +136,6 @@ struct rules_dev {
     uint64_t running_s, odometer;         /* lifetime, last status + windows since */
     int64_t running_at_ms;                /* event time running_s and odometer are as of */
     uint64_t base_running_s, base_cycles; /* at the last service */
-    bool in_session_offline;
     /* offline */
     bool offline;
     int64_t last_seen_wall;
