@@ -43,7 +43,7 @@ for n in in0 in1 agg0 agg1 aggz; do
 done
 [[ $(stat -c %a "$W/keys/in0.key") == 600 ]] || fail "in0.key is not mode 0600"
 [[ $(key "$W/keys/in0.pub" | wc -c) == 41 ]] || fail "in0.pub is not one 40-character key"
-grep -q -F "$(key "$W/keys/in0.pub")" "$W/keygen-in0.out" || fail "keygen did not print the public key"
+grep -q -F -e "$(key "$W/keys/in0.pub")" "$W/keygen-in0.out" || fail "keygen did not print the public key"
 if "$collector" --curve-keygen "$W/keys/in0" >"$W/keygen-again.out" 2>&1; then
   fail "keygen overwrote an existing key"
 fi
@@ -116,7 +116,7 @@ printf 'not-a-key\n' >"$W/bad.pub"
 # shellcheck disable=SC2046
 refuses_to_start "a peer file that is not a key" "a CURVE key is 40 Z85 characters" \
   $(curve agg1 "$W/bad.pub" "$W/servers-agg")
-grep -q -F "$(key "$W/keys/agg1.key")" "$W"/refused.log && fail "a secret key was printed"
+grep -q -F -e "$(key "$W/keys/agg1.key")" "$W"/refused.log && fail "a secret key was printed"
 
 echo "== 2. a simulated fleet through 2 ingest + 2 aggregate processes, CURVE on"
 aggregate agg0 "tcp://127.0.0.1:$pw0,tcp://127.0.0.1:$pw1" 0 "$ph0"
@@ -213,7 +213,7 @@ summary=$(grep "summary: devices=" "$W/sim2.log" | tail -n 1)
 [[ "$summary" == *" unacked=0 "* ]] || fail "after the probes, a fleet was not fully acked: $summary"
 echo "ok: all four processes still run and a new fleet is stored and acked"
 for k in "$W"/keys/*.key; do
-  grep -q -F "$(key "$k")" "$W"/*.log && fail "secret key $k appears in a log"
+  grep -q -F -e "$(key "$k")" "$W"/*.log && fail "secret key $k appears in a log"
 done
 echo "ok: no secret key in any log"
 
