@@ -143,7 +143,8 @@ python3 "$here/webhook_receiver.py" --record "$W/hook.jsonl" --port "$hook_port"
   --parent-pid $$ >"$W/hook.log" 2>&1 &
 bg+=($!)
 expected=$(grep -cE 'alert (firing|resolved):' "$W/collector2.log" || true)
-for _ in $(seq 300); do
+# The notifier retries a dead webhook with backoff up to 60 s: wait up to 90 s.
+for _ in $(seq 900); do
   got=$(python3 -c '
 import json, sys
 print(sum(1 for l in open(sys.argv[1]) if json.loads(l)["json"]["state"] in ("firing", "resolved")))
@@ -151,6 +152,7 @@ print(sum(1 for l in open(sys.argv[1]) if json.loads(l)["json"]["state"] in ("fi
   [ "$got" -ge "$expected" ] && break
   sleep 0.1
 done
+[ -s "$W/hook.jsonl" ] || { echo "FAIL: the webhook received nothing within 90 s of coming back"; exit 1; }
 python3 - "$W/collector2.log" "$W/hook.jsonl" <<'PY' || exit 1
 import json, re, sys
 logged = set(re.findall(r"alert (firing|resolved): .*\[\w+, id (\d+)\]", open(sys.argv[1]).read()))
