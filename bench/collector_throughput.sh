@@ -59,6 +59,10 @@
 # (~30 s). The collector log, /metrics samples (TSV) and every
 # RESULT line are in the work dir (kept with --keep).
 # NW_BENCH_PHASES="live catchup" (default both) runs only some phases.
+# NW_BENCH_PERF=DIR records `perf record -g` of each collector run over its
+# warm-up + window into DIR/<run>.perf.data (a diagnostic: perf costs CPU).
+# NW_BENCH_COLLECTOR_ARGS="--set store.batch_points=20000 ..." adds options
+# to every collector run (an experiment, printed in the header).
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -110,7 +114,7 @@ print(r["series"][0]["values"][0][1] if "series" in r else 0)'
     fi
 }
 echo "# live: $N devices, 1 window/msg, QoS 1, window 16; catch-up: $NC devices, $BATCH windows/msg"
-echo "# runs: warm-up ${WARM}s, window ${DUR}s; collector: defaults (2 workers, batch 5000, flush 200 ms); store: $STORE_KIND ($([[ $STORE_KIND == influx ]] && echo "InfluxDB $(influxd version 2>/dev/null | head -n 1) on $NW_INFLUX_URL" || echo "SQLite WAL synchronous=FULL in $W"))"
+echo "# runs: warm-up ${WARM}s, window ${DUR}s; collector: defaults (2 workers, batch 5000, flush 200 ms)${NW_BENCH_COLLECTOR_ARGS:+ + $NW_BENCH_COLLECTOR_ARGS}; store: $STORE_KIND ($([[ $STORE_KIND == influx ]] && echo "InfluxDB $(influxd version 2>/dev/null | head -n 1) on $NW_INFLUX_URL" || echo "SQLite WAL synchronous=FULL in $W"))"
 
 {
     echo "device,clinic,model"
@@ -135,6 +139,8 @@ start_collector()
     while (($# > 0)) && [[ "$1" != "--" ]]; do envs+=("$1"); shift; done
     (($# > 0)) && shift
     args=("$@")
+    # shellcheck disable=SC2206 # NW_BENCH_COLLECTOR_ARGS: words, for experiments
+    args+=(${NW_BENCH_COLLECTOR_ARGS:-})
     http_port=$(nw_free_port 1)
     local url
     url=$(store_url "$name")
@@ -174,6 +180,10 @@ collector_run()
     shift 2
     start_collector "$name" "$@"
     rm -f "$W/stop"
+    if [[ -n "${NW_BENCH_PERF:-}" ]]; then # profile the collector over warm-up + window
+        perf record -g -p "$cpid" -o "$NW_BENCH_PERF/$name.perf.data" -- sleep $((WARM + DUR)) \
+            >"$W/$name.perf.log" 2>&1 &
+    fi
     $POLL poll "http://127.0.0.1:$http_port/metrics" "$cpid" "$BROKER_PID" "$W/$name.tsv" \
         "$W/stop" 170 0.25 &
     local ppid=$!
@@ -221,7 +231,7 @@ tsv_last()
 account()
 {
     local name=$1 per=$2
-    local m sent stored rej hw hwr hs rows msgs_rej spool pending
+    local m sent stored rej hw hwr hs rows msgs_rej spool pending wdp
     m=$($POLL last "$W/$name.tsv")
     get() { tr ' ' '\n' <<<"$m" | sed -n "s/^$1=//p" | sed 's/\..*//'; }
     sent=$(kv windows_sent "$W/$name.pub")
@@ -230,17 +240,18 @@ account()
     msgs_rej=$(get rejected_msgs)
     hw=$(get hwm_worker)
     hwr=$(get hwm_writer)
+    wdp=$(get nw_writer_dropped_points_total) # workers coalesce: count points, not messages
     hs=$(get hwm_settle)
     spool=$(get spool_records)
     rows=$(store_rows "$name")
-    pending=$((sent - rows - rej - (hw + hwr + msgs_rej) * per))
+    pending=$((sent - rows - rej - (hw + msgs_rej) * per - wdp))
     echo "# $name accounting: sent $sent windows = $rows $STORE_KIND rows ($stored stored before SIGTERM)" \
-        "+ $rej refused items + $msgs_rej refused msgs x $per + hwm-dropped msgs x $per (worker $hw," \
-        "writer $hwr) + pending $pending (spool chunks at stop: $spool; settle drops $hs)"
+        "+ $rej refused items + $msgs_rej refused msgs x $per + hwm-dropped: worker $hw msgs x $per," \
+        "writer $wdp windows ($hwr msgs) + pending $pending (spool chunks at stop: $spool; settle drops $hs)"
     if ((pending < 0)); then
         echo "# $name: MORE rows than sent windows: duplicates or foreign data"
     fi
-    ACC_PENDING=$pending ACC_DROPS=$((hw + hwr))
+    ACC_PENDING=$pending ACC_DROPS=$((hw * per + wdp))
 }
 
 printf '%-26s %10s %10s %10s %8s %8s %8s %9s\n' run sent/s recv/s stored/s broker% coll% pub% rss_MiB
@@ -354,7 +365,7 @@ if [[ -n "$NS_STORED" ]]; then
     printf '%-52s %10s %10s %7s %7s\n' "what-if no spool: collector peak RSS MiB" "$(mib "$NS_RSS")" "" "" ""
 fi
 printf '%-52s %10s %10s %7s %7s\n' "catch-up: broker's windows/s to a bare sub (info)" "$(fmt0 "$BASE_CU_WPS")" "" "" ""
-printf '%-52s %10s %10s %7s %7s\n' "catch-up: messages hwm-dropped (x $BATCH windows)" "$CU_DROPS" "0" "-" "0"
+printf '%-52s %10s %10s %7s %7s\n' "catch-up: windows hwm-dropped (never acked; re-sent)" "$CU_DROPS" "0" "-" "0"
 printf '%-52s %10s %10s %7s %7s\n' "catch-up: windows pending at stop (spool/queues)" "$CU_PENDING" "0" "-" "0"
 printf '%-52s %10s %10s %7s %7s\n' "collector peak RSS MiB live / catch-up" "$(mib "$LIVE_RSS")" "$(mib "$CU_RSS")" "" "<=64"
 echo

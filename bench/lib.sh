@@ -65,7 +65,7 @@ bench_init()
         case $1 in
         --quick) QUICK=1 ;;
         --keep) KEEP=1 ;;
-        --build) BUILD=$2; shift ;;
+        --build) BUILD=$(realpath -m -- "$2"); shift ;;
         -h | --help)
             sed -n '2,/^set -/p' "$0" | sed -n 's/^# \{0,1\}//p'
             exit 0

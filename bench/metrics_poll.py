@@ -23,7 +23,7 @@ import urllib.request
 FIELDS = [
     "nw_points_stored_total", "nw_windows_in_total", "nw_items_rejected_total",
     "nw_writer_pending_points", "nw_acks_sent_total", "nw_store_writes_total",
-    "nw_store_failures_total", "nw_seqs_lost_total",
+    "nw_store_failures_total", "nw_seqs_lost_total", "nw_writer_dropped_points_total",
 ]
 HWM = ["worker", "writer", "settle"]
 TICK = os.sysconf("SC_CLK_TCK")

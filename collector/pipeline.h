@@ -72,6 +72,8 @@ struct cp_in {
     int64_t arrival_ms; /* wall clock at ingest */
 };
 
+#define CP_MAX_POINTS_IN 4096 /* points in one worker -> writer message */
+
 struct cp_batch {
     int32_t worker;
     uint32_t npoints;

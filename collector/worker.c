@@ -27,6 +27,7 @@
 
 #define DEFAULT_MAX_DEVICES 100000
 #define POLL_MS 100
+#define INPUT_PER_TURN 256          /* input messages per loop turn, between polls */
 #define PERSIST_EVERY_MS 200        /* = the default ack interval: one fsync per ack round */
 #define RULES_PERSIST_EVERY_MS 1000 /* rule state without transitions */
 #define TICK_MS 1000                /* offline timeouts, gaps, session ends, re-notify */
@@ -58,7 +59,8 @@ struct worker {
     uint64_t table_full;
     struct nw_window *windows;
     struct nw_event *events;
-    struct nw_point *points;
+    struct nw_point *points; /* for the writer, sent once per loop turn */
+    size_t npts, pcap;
     uint8_t *rejected_mask;
     size_t cap;
     struct ackstate *state;
@@ -254,17 +256,32 @@ static bool window_in_spec(const struct nw_window *win, const struct nw_model_sp
                                 in_range(win->depth_mean_mm, &spec->depth_mm));
 }
 
-static void send_points(struct worker *w, size_t n)
+/* Points go to the writer in one message per loop turn, not one per input
+ * message: a live fleet sends one window per message, and each ZeroMQ
+ * message costs both threads more than copying the point. */
+static void flush_points(struct worker *w)
 {
+    size_t n = w->npts;
+    w->npts = 0;
     if (n == 0) {
         return;
     }
     struct cp_batch hdr = {.worker = w->opt.id, .npoints = (uint32_t)n};
     if (zmq_send(w->writer, &hdr, sizeof(hdr), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         CM_ADD(hwm_drops_writer, 1); /* never settled, so never acked */
+        CM_ADD(writer_dropped_points, n);
         return;
     }
     zmq_send(w->writer, w->points, n * sizeof(struct nw_point), 0);
+}
+
+/* The next point for the writer; sends the full buffer first. */
+static struct nw_point *new_point(struct worker *w)
+{
+    if (w->npts == w->pcap) {
+        flush_points(w);
+    }
+    return &w->points[w->npts++];
 }
 
 static void mark_rejected(struct worker *w, const uint32_t *idx, size_t nrej, size_t count)
@@ -346,7 +363,8 @@ static void take_out(struct worker *w, struct wdev *d)
         if (w->opt.registry) {
             alertreg_apply(w->opt.registry, a);
         }
-        struct nw_point *p = &w->points[n++];
+        struct nw_point *p = new_point(w);
+        n++;
         fill_tags(d, p, NW_POINT_ALERT);
         p->u.alert = *a;
         if (w->nnotes < NOTES_MAX) {
@@ -356,12 +374,12 @@ static void take_out(struct worker *w, struct wdev *d)
         }
     }
     for (size_t i = 0; i < o->nsessions; i++) {
-        struct nw_point *p = &w->points[n++];
+        struct nw_point *p = new_point(w);
+        n++;
         fill_tags(d, p, NW_POINT_SESSION);
         p->u.session = o->sessions[i];
         CM_ADD(sessions_written, 1);
     }
-    send_points(w, n);
     if (n || o->overflow) {
         mark_rdirty(w, d);
     }
@@ -577,18 +595,16 @@ static void on_windows(struct worker *w, const uint8_t *buf, size_t len, const u
     check_epoch(d, b.epoch);
     bool moved = apply_floor(w, d, &d->w, &d->fresh_w, b.queue_floor);
     mark_rejected(w, rej, nrej, b.count);
-    size_t n = 0;
     for (size_t i = 0; i < b.count; i++) {
         if (w->rejected_mask[i]) {
             moved = nw_seqtrack_settle(&d->w, b.windows[i].seq) || moved; /* dead-lettered */
             continue;
         }
-        struct nw_point *p = &w->points[n++];
+        struct nw_point *p = new_point(w);
         fill_tags(d, p, NW_POINT_WINDOW);
         p->u.window.w = b.windows[i];
         p->u.window.in_spec = window_in_spec(&b.windows[i], d->spec);
     }
-    send_points(w, n);
     if (moved) {
         mark_dirty(w, d);
     }
@@ -609,17 +625,15 @@ static void on_events(struct worker *w, const uint8_t *buf, size_t len, const ui
     check_epoch(d, b.epoch);
     bool moved = apply_floor(w, d, &d->e, &d->fresh_e, b.queue_floor);
     mark_rejected(w, rej, nrej, b.count);
-    size_t n = 0;
     for (size_t i = 0; i < b.count; i++) {
         if (w->rejected_mask[i]) {
             moved = nw_seqtrack_settle(&d->e, b.events[i].seq) || moved;
             continue;
         }
-        struct nw_point *p = &w->points[n++];
+        struct nw_point *p = new_point(w);
         fill_tags(d, p, NW_POINT_EVENT);
         p->u.event = b.events[i];
     }
-    send_points(w, n);
     if (moved) {
         mark_dirty(w, d);
     }
@@ -639,12 +653,11 @@ static void on_status(struct worker *w, const uint8_t *buf, size_t len)
     if (s.state == NW_DEVICE_OFFLINE) {
         s.time_ms = nw_clock_realtime_ms(); /* see ingest: a will is old */
     }
-    struct nw_point *p = &w->points[0];
+    struct nw_point *p = new_point(w);
     fill_tags(d, p, NW_POINT_STATUS);
     p->epoch = s.epoch & INT64_MAX;
     p->u.status = s;
     p->u.status.epoch &= INT64_MAX;
-    send_points(w, 1);
     if (w->opt.rules) {
         struct rules_ctx c;
         ctx_of(w, d, &c);
@@ -658,15 +671,19 @@ static void on_status(struct worker *w, const uint8_t *buf, size_t len)
 
 /* ---- the loop ---------------------------------------------------------- */
 
-static void recv_input(struct worker *w)
+/* Takes one input message; false when none was waiting. */
+static bool recv_input(struct worker *w)
 {
     zmq_msg_t parts[3];
     for (int i = 0; i < 3; i++) {
         zmq_msg_init(&parts[i]);
     }
     int got = 0;
+    bool any = false;
     for (; got < 3; got++) {
-        if (zmq_msg_recv(&parts[got], w->in, ZMQ_DONTWAIT) < 0 || !zmq_msg_more(&parts[got])) {
+        bool ok = zmq_msg_recv(&parts[got], w->in, ZMQ_DONTWAIT) >= 0;
+        any = any || ok;
+        if (!ok || !zmq_msg_more(&parts[got])) {
             got++;
             break;
         }
@@ -689,16 +706,20 @@ static void recv_input(struct worker *w)
     for (int i = 0; i < 3; i++) {
         zmq_msg_close(&parts[i]);
     }
+    return any;
 }
 
-static void recv_settle(struct worker *w)
+/* Takes one settle message; false when none was waiting. */
+static bool recv_settle(struct worker *w)
 {
     zmq_msg_t m;
     zmq_msg_init(&m);
-    if (zmq_msg_recv(&m, w->settle, ZMQ_DONTWAIT) >= 0) {
+    bool ok = zmq_msg_recv(&m, w->settle, ZMQ_DONTWAIT) >= 0;
+    if (ok) {
         settle(w, zmq_msg_data(&m), zmq_msg_size(&m) / sizeof(struct cp_ref));
     }
     zmq_msg_close(&m);
+    return ok;
 }
 
 /* Writes the moved watermarks, then asks for their acks: an ack is never
@@ -774,6 +795,7 @@ void worker_run(struct worker *w, volatile sig_atomic_t *stop, volatile sig_atom
         persist_dirty(w, false);
         tick(w);
         nw_logonce_flush(w->lost_log, false);
+        flush_points(w); /* the last turn's, before waiting */
         if (zmq_poll(items, n, w->ndirty ? PERSIST_EVERY_MS : POLL_MS) <= 0) {
             continue;
         }
@@ -783,15 +805,14 @@ void worker_run(struct worker *w, volatile sig_atomic_t *stop, volatile sig_atom
         if (w->ops && n > 2 && (items[2].revents & ZMQ_POLLIN)) {
             recv_op(w);
         }
-        for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN); i++) {
-            recv_settle(w);
-            zmq_poll(items, 1, 0);
+        for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN) && recv_settle(w); i++) {
         }
         zmq_pollitem_t *input = &items[w->ops ? 3 : 2];
-        if (n > 2 && (input->revents & ZMQ_POLLIN)) {
-            recv_input(w);
+        for (int i = 0;
+             i < INPUT_PER_TURN && n > 2 && (input->revents & ZMQ_POLLIN) && recv_input(w); i++) {
         }
     }
+    flush_points(w);
     persist_rules(w);
     persist_dirty(w, true);
     nw_logonce_flush(w->lost_log, true);
@@ -906,7 +927,8 @@ enum nw_err worker_new(const struct worker_options *opt, void *zctx, struct work
     w->table = calloc(w->nslots, sizeof(*w->table));
     w->windows = calloc(w->cap, sizeof(*w->windows));
     w->events = calloc(w->cap, sizeof(*w->events));
-    w->points = calloc(w->cap > RULES_OUT_MAX + 2 ? w->cap : RULES_OUT_MAX + 2, sizeof(*w->points));
+    w->pcap = CP_MAX_POINTS_IN;
+    w->points = calloc(w->pcap, sizeof(*w->points));
     w->rejected_mask = calloc(w->cap, 1);
     w->dirty = calloc(w->opt.max_devices, sizeof(*w->dirty));
     w->rdirty = calloc(w->opt.max_devices, sizeof(*w->rdirty));

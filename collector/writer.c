@@ -53,7 +53,6 @@
 #define DEFAULT_BATCH 5000
 #define DEFAULT_FLUSH_MS 200
 #define DEFAULT_DRAIN_MS 8000
-#define CP_MAX_POINTS_IN 4096
 #define RECV_PER_TURN 256
 #define SPOOL_TYPE 0
 #define SPOOL_CHUNK_POINTS ((NW_DQ_MAX_PAYLOAD - sizeof(int32_t)) / sizeof(struct nw_point))
