@@ -58,6 +58,7 @@ struct collector_cfg {
     char aggregate[1024], listen[1024], ack_listen[256], ack_to[1024];
     uint64_t first_worker, total_workers;
     uint64_t batch_points;
+    uint64_t max_pending_points;
     int64_t flush_ms;
     int64_t store_timeout_ms;
     char store_token_file[512], store_credentials_file[512];
@@ -155,6 +156,10 @@ static const struct nw_cfg_key keys[] = {
      .max = 65535, .help = "messages the broker may have in flight to the collector (MQTT 5)"},
     {"store", "batch_points", NW_CFG_UINT, F(batch_points), .def = "5000", .min = 1, .max = 1000000,
      .help = "points per store write"},
+    {"store", "max_pending_points", NW_CFG_UINT, F(max_pending_points), .def = "40000", .min = 2,
+     .max = 10000000,
+     .help = "points held while the store is busy (the next write takes them at once); beyond: "
+             "dropped, counted, never acked"},
     {"store", "flush", NW_CFG_DURATION_MS, F(flush_ms), .def = "200ms", .min = 1, .max = 60000,
      .help = "longest wait before a partial batch is written"},
     {"store", "timeout", NW_CFG_DURATION_MS, F(store_timeout_ms), .def = "30s", .min = 100,
@@ -844,6 +849,7 @@ static enum nw_err build_writer(int n, struct nw_error *err)
                                 .workers = n,
                                 .store_url = C.cfg.store,
                                 .batch_points = C.cfg.batch_points,
+                                .max_pending_points = C.cfg.max_pending_points,
                                 .flush_ms = C.cfg.flush_ms,
                                 .spool_dir = C.cfg.spool[0] ? C.cfg.spool : NULL,
                                 .spool_max_bytes = C.cfg.spool_max};

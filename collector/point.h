@@ -21,6 +21,7 @@
 #include <needlewatch/msg.h>
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum nw_point_kind {
@@ -77,5 +78,12 @@ struct nw_point {
 
 /* The point's timestamp (ms since the Unix epoch), per the table above. */
 int64_t nw_point_time_ms(const struct nw_point *p);
+
+/* The bytes of a point of this kind that hold data: the header and its
+ * member of the union, rounded up to 8. A copy of that many bytes is a
+ * compact point: read it through struct nw_point, but only its own kind's
+ * member, and never copy it as a whole struct. An unknown kind: the
+ * whole struct. */
+size_t nw_point_size(enum nw_point_kind kind);
 
 #endif

@@ -445,8 +445,28 @@ static void finish_outcome(struct nw_store *s, size_t n, struct nw_store_outcome
     s->not_before_mono_ms = nw_clock_mono_ms() + out->retry_after_ms;
 }
 
+/* An array of points: one pointer per point, allocated per call (tools and
+ * tests; the collector's writer calls nw_store_write_ptrs). */
 enum nw_err nw_store_write(struct nw_store *s, const struct nw_point *pts, size_t n,
                            struct nw_store_outcome *out)
+{
+    const struct nw_point **ptrs = n ? malloc(n * sizeof(*ptrs)) : NULL;
+    if (n && !ptrs && out) {
+        memset(out, 0, sizeof(*out));
+        out->code = NW_ERR_NOMEM;
+        snprintf(out->msg, sizeof(out->msg), "nw_store_write: out of memory");
+        return out->code;
+    }
+    for (size_t i = 0; pts && i < n; i++) {
+        ptrs[i] = &pts[i];
+    }
+    enum nw_err rc = nw_store_write_ptrs(s, pts ? ptrs : NULL, n, out);
+    free(ptrs);
+    return rc;
+}
+
+enum nw_err nw_store_write_ptrs(struct nw_store *s, const struct nw_point *const *pts, size_t n,
+                                struct nw_store_outcome *out)
 {
     if (!out) {
         return NW_ERR_INVAL;

@@ -170,6 +170,12 @@ enum nw_err nw_store_open(const char *url, const struct nw_store_options *opt,
 enum nw_err nw_store_write(struct nw_store *store, const struct nw_point *pts, size_t n,
                            struct nw_store_outcome *out);
 
+/* nw_store_write() of the points pts[0..n) point to, in that order: the
+ * collector's writer keeps its batches as compact points in an arena (see
+ * nw_point_size()). The pointers and points are borrowed for the call. */
+enum nw_err nw_store_write_ptrs(struct nw_store *store, const struct nw_point *const *pts, size_t n,
+                                struct nw_store_outcome *out);
+
 /* The URL without credentials ("influx://127.0.0.1:8086/nw"). Borrowed. */
 const char *nw_store_name(const struct nw_store *store);
 

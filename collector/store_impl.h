@@ -21,7 +21,7 @@
 
 struct nw_store_ops {
     /* Fills *out (zeroed by the caller, done = 0); never sleeps. */
-    void (*write)(struct nw_store *s, const struct nw_point *pts, size_t n,
+    void (*write)(struct nw_store *s, const struct nw_point *const *pts, size_t n,
                   struct nw_store_outcome *out);
     void (*close)(struct nw_store *s);
 };

@@ -69,7 +69,7 @@ struct influx {
 
     /* the call in progress */
     struct nw_store *s;
-    const struct nw_point *pts;
+    const struct nw_point *const *pts;
     size_t base; /* array index of the chunk's first point */
     struct nw_store_outcome *out;
     int64_t deadline_ms;
@@ -129,7 +129,7 @@ static bool refuse_point(struct influx *x, size_t k, const char *reason, const c
     if (x->pstate[k] != PENDING) {
         return true;
     }
-    if (nw_store_dead_letter(x->s, &x->pts[x->base + k], reason, line, len, &e) != NW_OK) {
+    if (nw_store_dead_letter(x->s, x->pts[x->base + k], reason, line, len, &e) != NW_OK) {
         x->stop = e.code;
         snprintf(x->out->msg, sizeof(x->out->msg), "%s", e.msg);
         return false;
@@ -150,7 +150,7 @@ static size_t build_chunk(struct influx *x, size_t i, size_t n)
         struct nw_error e = {0};
         size_t before = nw_lp_len(x->lp);
         x->pstate[k - i] = PENDING;
-        enum nw_err rc = add_point(x->lp, &x->pts[k], &e);
+        enum nw_err rc = add_point(x->lp, x->pts[k], &e);
         if (rc == NW_ERR_FULL) {
             break;
         }
@@ -471,7 +471,7 @@ static size_t settled_prefix(struct influx *x, size_t count, bool refusals_durab
     return k;
 }
 
-static void influx_write(struct nw_store *s, const struct nw_point *pts, size_t n,
+static void influx_write(struct nw_store *s, const struct nw_point *const *pts, size_t n,
                          struct nw_store_outcome *out)
 {
     struct influx *x = s->impl;

@@ -314,7 +314,7 @@ static enum nw_err configure(struct sq *q, int64_t busy_ms, uint64_t cache_kib,
 }
 
 static void sq_close(struct nw_store *s);
-static void sq_write(struct nw_store *s, const struct nw_point *pts, size_t n,
+static void sq_write(struct nw_store *s, const struct nw_point *const *pts, size_t n,
                      struct nw_store_outcome *out);
 
 static const struct nw_store_ops sqlite_ops = {sq_write, sq_close};
@@ -443,7 +443,7 @@ static int ord_cmp(const void *a, const void *b)
 }
 
 /* q->ord = pts in identity order; false (arrival order) if it cannot grow. */
-static bool sort_points(struct sq *q, const struct nw_point *pts, size_t n)
+static bool sort_points(struct sq *q, const struct nw_point *const *pts, size_t n)
 {
     if (n > q->ord_cap) {
         struct sq_ord *o = realloc(q->ord, n * sizeof(*o));
@@ -454,13 +454,13 @@ static bool sort_points(struct sq *q, const struct nw_point *pts, size_t n)
         q->ord_cap = n;
     }
     for (size_t i = 0; i < n; i++) {
-        q->ord[i] = (struct sq_ord){&pts[i], nw_point_time_ms(&pts[i]), (uint32_t)i};
+        q->ord[i] = (struct sq_ord){pts[i], nw_point_time_ms(pts[i]), (uint32_t)i};
     }
     qsort(q->ord, n, sizeof(*q->ord), ord_cmp);
     return true;
 }
 
-static void sq_write(struct nw_store *s, const struct nw_point *pts, size_t n,
+static void sq_write(struct nw_store *s, const struct nw_point *const *pts, size_t n,
                      struct nw_store_outcome *out)
 {
     struct sq *q = s->impl;
@@ -471,7 +471,7 @@ static void sq_write(struct nw_store *s, const struct nw_point *pts, size_t n,
     bool sorted = n > 1 && n <= UINT32_MAX && sort_points(q, pts, n);
     enum nw_err rc = exec(q, "BEGIN IMMEDIATE", &e);
     for (size_t i = 0; i < n && rc == NW_OK; i++) {
-        int r = insert_one(s, sorted ? q->ord[i].p : &pts[i], &e);
+        int r = insert_one(s, sorted ? q->ord[i].p : pts[i], &e);
         stored += r == 1;
         dead += r == 0;
         rc = r < 0 ? (e.code ? e.code : NW_ERR_IO) : NW_OK;

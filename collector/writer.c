@@ -15,15 +15,23 @@
  * store writes batch k while batch k+1 fills, and the store is never idle
  * while points wait.
  *
- * Memory is two jobs of batch_points (+ one message) points: one in the
- * store thread, one filling. That is the bound of the worker->writer stage,
- * in points. A message that finds the filling job full while the other
- * one is being written is dropped and counted (nw_hwm_drops_total{stage=
- * "writer"} messages, nw_writer_dropped_points_total points): those points
- * were never acknowledged, so their agents send them again. The writer
- * keeps reading its socket to do that, so the ZeroMQ queue in front of it
- * stays short instead of holding up to CP_HWM messages of up to 4096
- * points each.
+ * Memory is two jobs: one in the store thread, one filling. A batch is
+ * handed over at batch_points points (or flush_ms) when the store is idle;
+ * while the store is busy the filling job keeps taking points, up to half
+ * of max_pending_points, so the next write is larger. That is group
+ * commit: a slow write makes the next one cheaper per point (one SQLite
+ * transaction dirties each device's leaf once, whatever its size), so the
+ * writer catches up instead of dropping. Jobs keep compact points (only
+ * the bytes of their kind, nw_point_size(): a window is 536 of the 968
+ * bytes of struct nw_point) in an arena of half of max_pending_points
+ * windows, released to the system beyond one batch when a job empties.
+ * max_pending_points is the bound of the worker->writer stage. A message
+ * that finds the filling job full while the other one is being written is
+ * dropped and counted (nw_hwm_drops_total{stage="writer"} messages,
+ * nw_writer_dropped_points_total points): those points were never
+ * acknowledged, so their agents send them again. The writer keeps reading
+ * its socket to do that, so the ZeroMQ queue in front of it stays short
+ * instead of holding up to CP_HWM messages of up to 4096 points each.
  *
  * While the store is down (the last write failed) the failed job waits for
  * its retry time with what it still holds, and new points go to the spool
@@ -36,6 +44,7 @@
 
 #include "metrics.h"
 #include "pipeline.h"
+#include "pointbuf.h"
 
 #include <needlewatch/clock.h>
 #include <needlewatch/dq.h>
@@ -51,6 +60,7 @@
 #include <zmq.h>
 
 #define DEFAULT_BATCH 5000
+#define DEFAULT_MAX_PENDING 40000
 #define DEFAULT_FLUSH_MS 200
 #define DEFAULT_DRAIN_MS 8000
 #define RECV_PER_TURN 256
@@ -61,11 +71,10 @@
 /* A batch. Owned by the writer thread, or by the store thread between the
  * hand-over and the answer. */
 struct job {
-    struct nw_point *pts;
-    int32_t *owner;      /* worker of each point */
-    uint64_t *spool_seq; /* spool chunk of each point; 0: came from memory */
-    size_t n, cap;
-    int64_t first_at; /* mono ms when its first point arrived */
+    struct nw_pointbuf *buf; /* the points, compact */
+    int32_t *owner;          /* worker of each point */
+    uint64_t *spool_seq;     /* spool chunk of each point; 0: came from memory */
+    int64_t first_at;        /* mono ms when its first point arrived */
     /* filled by the store thread */
     struct nw_store_outcome out;
     uint64_t write_us;
@@ -80,6 +89,8 @@ struct writer {
     pthread_t thread;
     bool thread_started;
     struct job jobs[2];
+    size_t job_points; /* points one job takes: max_pending_points / 2 */
+    size_t keep_bytes; /* arena bytes a job keeps mapped when it empties */
     struct job *fill;  /* taking new points */
     struct job *out;   /* in the store thread, or NULL */
     struct job *retry; /* failed, waits for retry_at; or NULL */
@@ -93,7 +104,7 @@ struct writer {
     uint64_t spool_acked;
     bool spooling;      /* the spool holds data (logged on each change) */
     bool spool_failing; /* appends fail (logged once) */
-    uint8_t chunk[NW_DQ_MAX_PAYLOAD];
+    _Alignas(struct nw_point) uint8_t chunk[NW_DQ_MAX_PAYLOAD];
 };
 
 /* ---- the store thread -------------------------------------------------- */
@@ -115,7 +126,8 @@ static void *store_main(void *arg)
         }
         int64_t t0 = nw_clock_mono_ns();
         memset(&j->out, 0, sizeof(j->out));
-        nw_store_write(w->store, j->pts, j->n, &j->out);
+        nw_store_write_ptrs(w->store, nw_pointbuf_points(j->buf), nw_pointbuf_count(j->buf),
+                            &j->out);
         j->write_us = (uint64_t)(nw_clock_mono_ns() - t0) / 1000;
         while (zmq_send(w->from_writer, &j, sizeof(j), 0) < 0 && errno == EINTR) {
         }
@@ -125,20 +137,25 @@ static void *store_main(void *arg)
 
 /* ---- lifecycle --------------------------------------------------------- */
 
-static bool job_alloc(struct job *j, size_t cap)
+/* cap points and `bytes` of compact points. */
+static bool job_alloc(struct job *j, size_t cap, size_t bytes)
 {
-    j->cap = cap;
-    j->pts = malloc(cap * sizeof(*j->pts)); /* pages are touched as points arrive */
+    j->buf = nw_pointbuf_new(cap, bytes);
     j->owner = malloc(cap * sizeof(*j->owner));
     j->spool_seq = malloc(cap * sizeof(*j->spool_seq));
-    return j->pts && j->owner && j->spool_seq;
+    return j->buf && j->owner && j->spool_seq;
 }
 
 static void job_free(struct job *j)
 {
-    free(j->pts);
+    nw_pointbuf_destroy(&j->buf);
     free(j->owner);
     free(j->spool_seq);
+}
+
+static size_t count(const struct job *j)
+{
+    return nw_pointbuf_count(j->buf);
 }
 
 static enum nw_err open_spool(struct writer *w, struct nw_error *out_err)
@@ -194,10 +211,20 @@ enum nw_err writer_new(const struct writer_options *opt, void *zctx, struct writ
     w->opt.batch_points = opt->batch_points ? opt->batch_points : DEFAULT_BATCH;
     w->opt.flush_ms = opt->flush_ms > 0 ? opt->flush_ms : DEFAULT_FLUSH_MS;
     w->opt.drain_ms = opt->drain_ms > 0 ? opt->drain_ms : DEFAULT_DRAIN_MS;
-    size_t cap = w->opt.batch_points + CP_MAX_POINTS_IN;
+    size_t maxp = opt->max_pending_points ? opt->max_pending_points : DEFAULT_MAX_PENDING;
+    w->job_points = maxp / 2 > w->opt.batch_points ? maxp / 2 : w->opt.batch_points;
+    w->opt.max_pending_points = 2 * w->job_points;
+    size_t cap = w->job_points + CP_MAX_POINTS_IN; /* + a message into an empty job */
+    /* Room for job_points windows, and for one message of the largest
+     * points in an empty job (a message that can never fit is never
+     * stored). */
+    size_t bytes = w->job_points * nw_point_size(NW_POINT_WINDOW);
+    size_t one_msg = CP_MAX_POINTS_IN * sizeof(struct nw_point);
+    bytes = bytes > one_msg ? bytes : one_msg;
+    w->keep_bytes = w->opt.batch_points * nw_point_size(NW_POINT_WINDOW);
     w->refs = malloc(cap * sizeof(*w->refs));
     enum nw_err rc = NW_OK;
-    if (!w->refs || !job_alloc(&w->jobs[0], cap) || !job_alloc(&w->jobs[1], cap)) {
+    if (!w->refs || !job_alloc(&w->jobs[0], cap, bytes) || !job_alloc(&w->jobs[1], cap, bytes)) {
         rc = nw_error_set(out_err, NW_ERR_NOMEM, "writer: out of memory");
     } else {
         rc = nw_store_open(opt->store_url, &opt->store, &w->store, out_err);
@@ -221,7 +248,7 @@ enum nw_err writer_new(const struct writer_options *opt, void *zctx, struct writ
         return rc;
     }
     CM_SET(store_up, 1);
-    CM_SET(writer_bound_points, 2 * w->opt.batch_points);
+    CM_SET(writer_bound_points, w->opt.max_pending_points);
     *out = w;
     return NW_OK;
 }
@@ -266,7 +293,7 @@ void writer_destroy(struct writer **p)
 
 static size_t held(const struct writer *w)
 {
-    return w->jobs[0].n + w->jobs[1].n;
+    return count(&w->jobs[0]) + count(&w->jobs[1]);
 }
 
 static void note_pending(const struct writer *w)
@@ -280,18 +307,34 @@ static struct job *other(struct writer *w, const struct job *j)
     return j == &w->jobs[0] ? &w->jobs[1] : &w->jobs[0];
 }
 
-static void add_points(struct job *j, int32_t worker, const struct nw_point *pts, size_t n,
-                       uint64_t spool_seq)
+/* Copies n points (an array of whole structs) into j; false if they do
+ * not fit in `limit` points or the arena. */
+static bool add_points(struct job *j, int32_t worker, const struct nw_point *pts, size_t n,
+                       uint64_t spool_seq, size_t limit)
 {
-    if (j->n == 0) {
+    size_t at = count(j);
+    limit = at == 0 && n > limit ? n : limit; /* an empty job takes any message */
+    if (!nw_pointbuf_fits(j->buf, n, nw_pointbuf_bytes_of(pts, n), limit) ||
+        !nw_pointbuf_add(j->buf, pts, n)) {
+        return false;
+    }
+    if (at == 0) {
         j->first_at = nw_clock_mono_ms();
     }
-    memcpy(j->pts + j->n, pts, n * sizeof(*pts));
     for (size_t k = 0; k < n; k++) {
-        j->owner[j->n + k] = worker;
-        j->spool_seq[j->n + k] = spool_seq;
+        j->owner[at + k] = worker;
+        j->spool_seq[at + k] = spool_seq;
     }
-    j->n += n;
+    return true;
+}
+
+/* Forgets the first `done` points of j. */
+static void drop_front(struct job *j, size_t done)
+{
+    size_t rest = count(j) - done;
+    nw_pointbuf_drop_front(j->buf, done);
+    memmove(j->owner, j->owner + done, rest * sizeof(*j->owner));
+    memmove(j->spool_seq, j->spool_seq + done, rest * sizeof(*j->spool_seq));
 }
 
 /* ---- settling ---------------------------------------------------------- */
@@ -311,10 +354,11 @@ static bool ref_of(const struct nw_point *p, struct cp_ref *r)
 /* Tells each worker which of the first n points of j are stored. */
 static void settle(struct writer *w, const struct job *j, size_t n)
 {
+    const struct nw_point *const *pts = nw_pointbuf_points(j->buf);
     for (int k = 0; k < w->opt.workers; k++) {
         size_t m = 0;
         for (size_t i = 0; i < n; i++) {
-            if (j->owner[i] == k && ref_of(&j->pts[i], &w->refs[m])) {
+            if (j->owner[i] == k && ref_of(pts[i], &w->refs[m])) {
                 m++;
             }
         }
@@ -326,6 +370,12 @@ static void settle(struct writer *w, const struct job *j, size_t n)
 
 /* ---- the spool --------------------------------------------------------- */
 
+static void drop(size_t n)
+{
+    CM_ADD(hwm_drops_writer, 1); /* never acked: agents re-send */
+    CM_ADD(writer_dropped_points, n);
+}
+
 /* Acknowledges every chunk below the oldest one that still has a point in
  * memory: chunks are loaded in order, each whole into one job. */
 static void ack_spool(struct writer *w)
@@ -336,7 +386,7 @@ static void ack_spool(struct writer *w)
     uint64_t top = w->spool_loaded;
     for (int k = 0; k < 2; k++) {
         const struct job *j = &w->jobs[k];
-        for (size_t i = 0; i < j->n; i++) {
+        for (size_t i = 0; i < count(j); i++) {
             if (j->spool_seq[i] && j->spool_seq[i] <= top) {
                 top = j->spool_seq[i] - 1;
             }
@@ -395,7 +445,8 @@ static bool spool_points(struct writer *w, int32_t worker, const struct nw_point
 static void load_spool(struct writer *w)
 {
     while (w->spool && w->spool_unread > 0 &&
-           w->fill->n + SPOOL_CHUNK_POINTS <= w->opt.batch_points) {
+           nw_pointbuf_fits(w->fill->buf, SPOOL_CHUNK_POINTS,
+                            SPOOL_CHUNK_POINTS * sizeof(struct nw_point), w->opt.batch_points)) {
         struct nw_dq_record rec;
         if (nw_dq_next(w->spool, &rec, NULL) != NW_OK) {
             w->spool_unread = 0; /* every record was returned (or unreadable) */
@@ -409,9 +460,13 @@ static void load_spool(struct writer *w)
             worker = 0; /* a spool from a run with more workers: settles are ignored */
         }
         w->spool_loaded = rec.seq > w->spool_loaded ? rec.seq : w->spool_loaded;
-        /* rec.payload is the dq's buffer: copied before the next dq call. */
-        add_points(w->fill, worker, (const struct nw_point *)(rec.payload + sizeof(worker)), n,
-                   rec.seq);
+        /* rec.payload is the dq's buffer, and its points are not aligned:
+         * copied into the (aligned) chunk buffer first. */
+        memcpy(w->chunk, rec.payload + sizeof(worker), n * sizeof(struct nw_point));
+        if (!add_points(w->fill, worker, (const struct nw_point *)(void *)w->chunk, n, rec.seq,
+                        w->opt.batch_points)) {
+            drop(n); /* cannot happen: it fit before the read */
+        }
     }
 }
 
@@ -457,15 +512,14 @@ static void take_answer(struct writer *w)
     if (j->write_us > CM_GET(store_latency_us_max)) {
         CM_SET(store_latency_us_max, j->write_us);
     }
-    size_t done = o->done < j->n ? o->done : j->n;
+    size_t done = o->done < count(j) ? o->done : count(j);
     if (done > 0) {
         settle(w, j, done);
         CM_ADD(points_stored, done);
-        size_t rest = j->n - done;
-        memmove(j->pts, j->pts + done, rest * sizeof(*j->pts));
-        memmove(j->owner, j->owner + done, rest * sizeof(*j->owner));
-        memmove(j->spool_seq, j->spool_seq + done, rest * sizeof(*j->spool_seq));
-        j->n = rest;
+        drop_front(j, done);
+        if (count(j) == 0) {
+            nw_pointbuf_release(j->buf, w->keep_bytes);
+        }
         j->first_at = nw_clock_mono_ms();
         ack_spool(w);
     }
@@ -473,7 +527,7 @@ static void take_answer(struct writer *w)
         CM_ADD(store_failures, 1);
         w->retry_at = nw_clock_mono_ms() + (o->retry_after_ms > 0 ? o->retry_after_ms : 1000);
     }
-    if (j->n > 0) {
+    if (count(j) > 0) {
         w->retry = j; /* what the store did not take goes first next time */
     }
     note_state(w, o);
@@ -495,19 +549,14 @@ static void maybe_submit(struct writer *w, int64_t now, bool draining)
         return;
     }
     struct job *f = w->fill;
-    if (f->n > 0 && now >= w->retry_at &&
-        (draining || f->n >= w->opt.batch_points || now - f->first_at >= w->opt.flush_ms)) {
+    size_t n = count(f);
+    if (n > 0 && now >= w->retry_at &&
+        (draining || n >= w->opt.batch_points || now - f->first_at >= w->opt.flush_ms)) {
         submit(w, f);
     }
 }
 
 /* ---- receiving --------------------------------------------------------- */
-
-static void drop(size_t n)
-{
-    CM_ADD(hwm_drops_writer, 1); /* never acked: agents re-send */
-    CM_ADD(writer_dropped_points, n);
-}
 
 /* Takes one message; false when none was waiting. */
 static bool receive_one(struct writer *w)
@@ -523,9 +572,10 @@ static bool receive_one(struct writer *w)
         memcpy(&b, zmq_msg_data(&hdr), sizeof(b));
         size_t n = zmq_msg_size(&body) / sizeof(struct nw_point);
         const struct nw_point *pts = zmq_msg_data(&body);
-        /* The filling job takes a message while below batch_points; it
-         * cannot be the retry job (the store is down then: spool). */
-        bool room = w->fill != w->retry && w->fill != w->out && w->fill->n < w->opt.batch_points;
+        /* The filling job takes a message while it fits in job_points
+         * (more than a batch: the store is busy); it cannot be the retry
+         * job (the store is down then: spool). */
+        bool room = w->fill != w->retry && w->fill != w->out;
         bool to_spool = w->spool && (w->down || w->spool_unread > 0);
         if (n > CP_MAX_POINTS_IN || b.worker < 0 || b.worker >= w->opt.workers) {
             /* not ours: ignore */
@@ -533,9 +583,7 @@ static bool receive_one(struct writer *w)
             if (!spool_points(w, b.worker, pts, n)) {
                 drop(n);
             }
-        } else if (room) {
-            add_points(w->fill, b.worker, pts, n, 0);
-        } else {
+        } else if (!room || !add_points(w->fill, b.worker, pts, n, 0, w->job_points)) {
             drop(n);
         }
     }
@@ -559,7 +607,7 @@ static int poll_timeout(const struct writer *w, int64_t now)
     int64_t at = now + 200;
     if (!w->out && w->retry) {
         at = w->retry_at;
-    } else if (!w->out && w->fill->n > 0) {
+    } else if (!w->out && count(w->fill) > 0) {
         at = w->fill->first_at + w->opt.flush_ms;
         at = at > w->retry_at ? at : w->retry_at;
     }
@@ -572,7 +620,8 @@ void writer_run(struct writer *w, volatile sig_atomic_t *stop)
     prctl(PR_SET_NAME, "nw-writer", 0, 0, 0);
     nw_log(NW_LOG_NOTICE, "writer",
            "store %s, batches of %zu points or %" PRId64 " ms, at most %zu points held",
-           nw_store_name(w->store), w->opt.batch_points, w->opt.flush_ms, 2 * w->opt.batch_points);
+           nw_store_name(w->store), w->opt.batch_points, w->opt.flush_ms,
+           w->opt.max_pending_points);
     while (!*stop) {
         zmq_pollitem_t items[2] = {{.socket = w->in, .events = ZMQ_POLLIN},
                                    {.socket = w->to_store, .events = ZMQ_POLLIN}};
