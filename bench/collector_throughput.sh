@@ -63,6 +63,8 @@
 # warm-up + window into DIR/<run>.perf.data (a diagnostic: perf costs CPU).
 # NW_BENCH_COLLECTOR_ARGS="--set store.batch_points=20000 ..." adds options
 # to every collector run (an experiment, printed in the header).
+# NW_BENCH_NICE=N runs the collector under nice -n N (an experiment: how
+# much of the gap is the broker's share of the CPU).
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -145,7 +147,7 @@ start_collector()
     local url
     url=$(store_url "$name")
     mkdir -p "$W/$name.cwd" # relative default paths (state, spool) land here
-    (cd "$W/$name.cwd" && exec env "${envs[@]}" "$COLLECTOR" -b "$NW_MQTT_URL" -s "$url" \
+    (cd "$W/$name.cwd" && exec env "${envs[@]}" nice -n "${NW_BENCH_NICE:-0}" "$COLLECTOR" -b "$NW_MQTT_URL" -s "$url" \
         -i "$W/inventory.csv" --http "127.0.0.1:$http_port" \
         --set collector.dead_letter="$W/$name.dead.jsonl" "${args[@]}" >"$W/$name.log" 2>&1) &
     cpid=$!

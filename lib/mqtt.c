@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define READ_BURST 64 /* packets read per wake-up at most, then poll again */
 #define DEFAULT_KEEPALIVE_S 30
 #define DEFAULT_BACKOFF_MIN_MS 500
 #define DEFAULT_BACKOFF_MAX_MS 30000
@@ -405,8 +406,18 @@ void nw_mqtt_step(struct nw_mqtt *m, bool readable, bool writable)
         return;
     }
     int rc = MOSQ_ERR_SUCCESS;
-    if (readable) {
+    /* mosquitto_loop_read() reads about one packet per call when little of
+     * ours is in flight (2.0.x sizes its loop by its own queues, not by
+     * max_packets). Reading on while packets keep arriving saves a poll()
+     * per packet at a fleet's rate; the call that finds nothing costs one
+     * read() that returns EAGAIN. */
+    for (int i = 0; readable && i < READ_BURST; i++) {
+        uint64_t seen = m->stats.received + m->stats.puback_ok + m->stats.puback_refused;
         rc = mosquitto_loop_read(m->mosq, 1);
+        if (rc != MOSQ_ERR_SUCCESS || nw_mqtt_fd(m) < 0 ||
+            seen == m->stats.received + m->stats.puback_ok + m->stats.puback_refused) {
+            break;
+        }
     }
     if (rc == MOSQ_ERR_SUCCESS && nw_mqtt_fd(m) >= 0 &&
         (writable || mosquitto_want_write(m->mosq))) {
