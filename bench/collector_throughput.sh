@@ -58,7 +58,13 @@
 # rows, 2 s store run, catch-up offered for 2 s, drains bounded at 2 s
 # (~30 s). The collector log, /metrics samples (TSV) and every
 # RESULT line are in the work dir (kept with --keep).
-# NW_BENCH_PHASES="live catchup" (default both) runs only some phases.
+# CPU at a fixed load (phase "cpu"): the same 1000 live devices paced at
+# 10 000 windows/s in total; the collector's CPU (% of one core, /proc over
+# the window) is the "CPU per 10 000 windows/s" figure, next to what a bare
+# subscriber and the broker use for the same load in the same run. At a
+# fixed load the figure does not depend on how the scheduler shares the
+# two cores, unlike the saturated live rows.
+# NW_BENCH_PHASES="live catchup cpu" (default all three) runs only some.
 # NW_BENCH_PERF=DIR records `perf record -g` of each collector run over its
 # warm-up + window into DIR/<run>.perf.data (a diagnostic: perf costs CPU).
 # NW_BENCH_COLLECTOR_ARGS="--set store.batch_points=20000 ..." adds options
@@ -263,13 +269,14 @@ row()
     printf '%-26s %10s %10s %10s %8s %8s %8s %9s\n' "$@"
 }
 
-PHASES=${NW_BENCH_PHASES:-live catchup}
+PHASES=${NW_BENCH_PHASES:-live catchup cpu}
+CPU_RATE=10000 CPU_COLL="" CPU_SUB="" CPU_BROKER_SUB="" CPU_BROKER_COLL="" CPU_STORED="" CPU_PENDING=
 SUBC="--qos 1 --warmup $WARM --duration $DUR --linger $LINGER"
 RM_STORED="" RM_IN="" NS_STORED="" NS_RSS="" LIVE_STORED="" LIVE_PENDING="" LIVE_DROPS="" LIVE_RSS=0 CU_STORED="" CU_PENDING="" CU_DROPS="" CU_RSS=0 STORE_LIMIT="" BASE_CU_WPS=""
 
 # ---- live fleet: 1 window per message ------------------------------------
-if [[ " $PHASES " == *" live "* ]]; then
 LIVE="--clients $N --qos 1 --window 16 --payload windows --batch 1 --warmup $WARM --duration $DUR"
+if [[ " $PHASES " == *" live "* ]]; then
 loadgen_pair base-raw "$SUBC --client raw --receive-max 65535" "$LIVE --device-prefix BENCH" >/dev/null
 row base-raw "$(fmt0 "$(kv rate "$W/base-raw.pub")")" "$(fmt0 "$(kv rate "$W/base-raw.sub")")" - \
     "$(kv "cpu_pid$BROKER_PID" "$W/base-raw.sub")" - "$(kv cpu_self "$W/base-raw.pub")" -
@@ -303,6 +310,23 @@ if ((!QUICK)); then
     account collector-rm65535 1
     RM_STORED=$(cget rate) RM_IN=$(cget in_rate)
 fi
+fi
+
+# ---- CPU at a fixed load: 10 000 windows/s ---------------------------------
+if [[ " $PHASES " == *" cpu "* ]]; then
+loadgen_pair base-10k "$SUBC --client raw --receive-max 65535" \
+    "$LIVE --device-prefix BENCH --rate $CPU_RATE" >/dev/null
+CPU_SUB=$(kv cpu_self "$W/base-10k.sub") CPU_BROKER_SUB=$(kv "cpu_pid$BROKER_PID" "$W/base-10k.sub")
+row base-10k "$(fmt0 "$(kv rate "$W/base-10k.pub")")" "$(fmt0 "$(kv rate "$W/base-10k.sub")")" - \
+    "$CPU_BROKER_SUB" "$CPU_SUB" "$(kv cpu_self "$W/base-10k.pub")" -
+collector_run collector-10k "$LIVE --device-prefix BENCH --rate $CPU_RATE"
+cw=$($POLL window "$W/collector-10k.tsv" "$WARM" "$DUR")
+CPU_COLL=$(cget cpu_collector) CPU_BROKER_COLL=$(cget cpu_broker) CPU_STORED=$(cget rate)
+row collector-10k "$(fmt0 "$(kv rate "$W/collector-10k.pub")")" "$(fmt0 "$(cget in_rate)")" \
+    "$(fmt0 "$CPU_STORED")" "$CPU_BROKER_COLL" "$CPU_COLL" "$(kv cpu_self "$W/collector-10k.pub")" \
+    "$(mib "$(cget hwm_kb)")"
+account collector-10k 1
+CPU_PENDING=$ACC_PENDING
 fi
 
 # ---- catching up: 256 windows per message ----------------------------------
@@ -370,6 +394,12 @@ printf '%-52s %10s %10s %7s %7s\n' "catch-up: broker's windows/s to a bare sub (
 printf '%-52s %10s %10s %7s %7s\n' "catch-up: windows hwm-dropped (never acked; re-sent)" "$CU_DROPS" "0" "-" "0"
 printf '%-52s %10s %10s %7s %7s\n' "catch-up: windows pending at stop (spool/queues)" "$CU_PENDING" "0" "-" "0"
 printf '%-52s %10s %10s %7s %7s\n' "collector peak RSS MiB live / catch-up" "$(mib "$LIVE_RSS")" "$(mib "$CU_RSS")" "" "<=64"
+if [[ -n "$CPU_COLL" ]]; then
+    printf '%-52s %10s %10s %7s %7s\n' "CPU % of a core at 10 000 windows/s: collector vs bare sub" "$CPU_COLL" "$CPU_SUB" "$(ratio "$CPU_COLL" "$CPU_SUB")" "(info)"
+    printf '%-52s %10s %10s %7s %7s\n' "  the same: collector's CPU us per window stored" "$(awk -v c="$CPU_COLL" -v r="$CPU_STORED" 'BEGIN { if (r > 0) printf "%.1f", c * 10000 / r; else print "n/a" }')" "" "" ""
+    printf '%-52s %10s %10s %7s %7s\n' "  broker CPU % with collector vs with bare sub" "$CPU_BROKER_COLL" "$CPU_BROKER_SUB" "$(ratio "$CPU_BROKER_COLL" "$CPU_BROKER_SUB")" "(info)"
+    printf '%-52s %10s %10s %7s %7s\n' "  windows pending at stop" "$CPU_PENDING" "0" "-" "0"
+fi
 echo
 bench_machine end
 summary "store=$STORE_KIND" "live_stored=$(fmt0 "$LIVE_STORED")" "base_raw=$(fmt0 "$BASE_RAW")" \
@@ -379,4 +409,5 @@ summary "store=$STORE_KIND" "live_stored=$(fmt0 "$LIVE_STORED")" "base_raw=$(fmt
     "ratio_catchup=$(ratio "$CU_STORED" "$STORE_LIMIT")" "pending_catchup=$CU_PENDING" \
     "hwm_drops_catchup=$CU_DROPS" "what_if_rm65535_stored=$(fmt0 "$RM_STORED")" \
     "what_if_nospool_catchup_stored=$(fmt0 "$NS_STORED")" \
+    "cpu_collector_10k=$CPU_COLL" "cpu_bare_sub_10k=$CPU_SUB" \
     "load=$(cut -d' ' -f1 /proc/loadavg)"

@@ -52,6 +52,7 @@ struct collector_cfg {
     uint64_t spool_max;
     uint64_t max_devices;
     int64_t ack_interval_ms;
+    int64_t coalesce_ms;
     char ca_file[512], cert_file[512], key_file[512], credentials_file[512];
     uint64_t max_inflight;
     uint64_t receive_maximum;
@@ -143,6 +144,9 @@ static const struct nw_cfg_key keys[] = {
      .help = "spool bound; beyond it the oldest chunk is dropped (re-sent by agents)"},
     {"collector", "max_devices", NW_CFG_UINT, F(max_devices), .def = "100000", .min = 1,
      .max = 10000000, .help = "devices per worker; beyond, new devices' data waits (not acked)"},
+    {"collector", "ingest_coalesce", NW_CFG_DURATION_MS, F(coalesce_ms), .def = "1ms", .min = 0,
+     .max = 100,
+     .help = "pause after a wake-up that found few messages, so the next takes a batch (0: off)"},
     {"collector", "ack_interval", NW_CFG_DURATION_MS, F(ack_interval_ms), .def = "200ms", .min = 10,
      .max = 60000, .help = "at most one ack per device per interval"},
     {"mqtt", "ca_file", NW_CFG_PATH, F(ca_file), .help = "CA certificate for mqtts://"},
@@ -797,7 +801,8 @@ static enum nw_err build_workers(int n, const struct nw_limits *lim, struct nw_e
                                     .max_devices = C.cfg.max_devices,
                                     .workers = total,
                                     .ack_state_path = C.cfg.state,
-                                    .limits = *lim};
+                                    .limits = *lim,
+                                    .coalesce_ms = C.cfg.coalesce_ms};
         if (C.cfg.alerts_on) {
             wo.rules = &C.rules;
             wo.alert_state_path = C.cfg.alert_state;
@@ -881,6 +886,7 @@ static enum nw_err build_ingest(int n, const struct nw_limits *lim, struct nw_er
         .dead_letter = C.cfg.dead_letter[0] ? C.cfg.dead_letter : NULL,
         .dead_letter_max = 64ull << 20,
         .ack_interval_ms = C.cfg.ack_interval_ms,
+        .coalesce_ms = C.cfg.coalesce_ms,
         .max_devices = C.cfg.max_devices * (size_t)n,
         .limits = *lim};
     return ingest_new(&io, C.zctx, &C.ingest, err);

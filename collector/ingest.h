@@ -33,9 +33,10 @@ struct ingest_options {
     const char *dead_letter;             /* file path; NULL: log only */
     uint64_t dead_letter_max;            /* bytes; then lines are only counted */
     int64_t ack_interval_ms;             /* default 200 */
-    size_t max_devices;                  /* ack coalescing table; default 100000 */
-    uint64_t worker_queue_bytes;         /* bound of the queue to the workers (all of them);
-                                            default CP_WORKER_QUEUE_BYTES */
+    int64_t coalesce_ms;         /* pause after a wake-up that found few messages; 0: none */
+    size_t max_devices;          /* ack coalescing table; default 100000 */
+    uint64_t worker_queue_bytes; /* bound of the queue to the workers (all of them);
+                                    default CP_WORKER_QUEUE_BYTES */
     struct nw_limits limits;
 };
 

@@ -23,11 +23,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #define DEFAULT_MAX_DEVICES 100000
 #define POLL_MS 100
 #define INPUT_PER_TURN 256          /* input messages per loop turn, between polls */
+#define COALESCE_BELOW 16           /* a turn with fewer input messages pauses (coalesce_ms) */
 #define PERSIST_EVERY_MS 200        /* = the default ack interval: one fsync per ack round */
 #define RULES_PERSIST_EVERY_MS 1000 /* rule state without transitions */
 #define TICK_MS 1000                /* offline timeouts, gaps, session ends, re-notify */
@@ -808,8 +810,16 @@ void worker_run(struct worker *w, volatile sig_atomic_t *stop, volatile sig_atom
         for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN) && recv_settle(w); i++) {
         }
         zmq_pollitem_t *input = &items[w->ops ? 3 : 2];
-        for (int i = 0;
-             i < INPUT_PER_TURN && n > 2 && (input->revents & ZMQ_POLLIN) && recv_input(w); i++) {
+        int got = 0;
+        while (got < INPUT_PER_TURN && n > 2 && (input->revents & ZMQ_POLLIN) && recv_input(w)) {
+            got++;
+        }
+        /* As ingest does: a turn that emptied the queue after a few
+         * messages waits for more, so the writer gets one message of points
+         * per pause instead of one per input message. */
+        if (w->opt.coalesce_ms > 0 && got > 0 && got < COALESCE_BELOW) {
+            struct timespec pause = {.tv_nsec = (long)(w->opt.coalesce_ms * 1000000)};
+            nanosleep(&pause, NULL);
         }
     }
     flush_points(w);

@@ -51,6 +51,7 @@ struct worker_options {
     const char *notify_endpoint;      /* connected PUSH to notify.h; NULL: none */
     const char *ops_endpoint;         /* connected SUB for struct worker_op; NULL: none */
     struct alertreg *registry;        /* borrowed; NULL: none */
+    int64_t coalesce_ms;              /* pause after a turn that found few messages; 0: none */
 };
 
 /*

@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define READ_BURST 64 /* packets read per wake-up at most, then poll again */
 #define DEFAULT_KEEPALIVE_S 30
 #define DEFAULT_BACKOFF_MIN_MS 500
 #define DEFAULT_BACKOFF_MAX_MS 30000
@@ -411,7 +410,7 @@ void nw_mqtt_step(struct nw_mqtt *m, bool readable, bool writable)
      * max_packets). Reading on while packets keep arriving saves a poll()
      * per packet at a fleet's rate; the call that finds nothing costs one
      * read() that returns EAGAIN. */
-    for (int i = 0; readable && i < READ_BURST; i++) {
+    for (int i = 0; readable && i < NW_MQTT_READ_BURST; i++) {
         uint64_t seen = m->stats.received + m->stats.puback_ok + m->stats.puback_refused;
         rc = mosquitto_loop_read(m->mosq, 1);
         if (rc != MOSQ_ERR_SUCCESS || nw_mqtt_fd(m) < 0 ||

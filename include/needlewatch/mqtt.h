@@ -116,6 +116,10 @@ enum nw_err nw_mqtt_subscribe(struct nw_mqtt *m, const char *filter, int qos,
 void nw_mqtt_stop(struct nw_mqtt *m);
 
 /* Counters since creation. */
+/* nw_mqtt_step() reads at most this many packets per readable wake-up,
+ * fewer when the socket runs dry first. */
+#define NW_MQTT_READ_BURST 64
+
 struct nw_mqtt_stats {
     uint64_t connects;
     uint64_t disconnects;
