@@ -53,7 +53,7 @@
 # collector: still in its queues or disk spool (never acked, stored by its
 # next run) or lost - the bench cannot tell which, which is why it waits
 # for the drain when the collector is fast enough to finish it.
-# Default: 2 s warm-up + 5 s windows (< 3 min); --quick: 1 + 2 s, 300
+# Default: 2 s warm-up + 5 s windows (~3.5 min); --quick: 1 + 2 s, 300
 # devices, no what-if rows, no base-nwmqtt/store-live/base-catchup info
 # rows, 2 s store run, catch-up offered for 2 s, drains bounded at 2 s
 # (~30 s). The collector log, /metrics samples (TSV) and every
