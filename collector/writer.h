@@ -27,12 +27,12 @@ struct writer_options {
     int workers;
     const char *store_url;
     struct nw_store_options store;
-    size_t batch_points;      /* default 5000 */
+    size_t batch_points;       /* default 5000 */
     size_t max_pending_points; /* both jobs, default 40000; at least 2 x batch_points */
-    int64_t flush_ms;         /* default 200 */
-    int64_t drain_ms;         /* on stop, keep trying this long; default 8000 */
-    const char *spool_dir;    /* NULL: no spool (the high-water mark pushes back) */
-    uint64_t spool_max_bytes; /* default 1 GiB; full: the oldest chunk is dropped */
+    int64_t flush_ms;          /* default 200 */
+    int64_t drain_ms;          /* on stop, keep trying this long; default 8000 */
+    const char *spool_dir;     /* NULL: no spool (the high-water mark pushes back) */
+    uint64_t spool_max_bytes;  /* default 1 GiB; full: the oldest chunk is dropped */
 };
 
 struct writer;
