@@ -70,7 +70,8 @@ struct collector_cfg {
     bool alerts_on;
     char alert_state[512], cartridge_index[512], alerts_pub[256], webhook[1024];
     uint64_t webhook_queue;
-    int64_t webhook_timeout_ms, renotify_ms, offline_after_ms, late_after_ms, session_grace_ms;
+    int64_t webhook_timeout_ms, webhook_backoff_max_ms, renotify_ms, offline_after_ms,
+        late_after_ms, session_grace_ms;
     int64_t session_cutoff_ms;
     double rate_clear_margin_hz, depth_clear_margin_mm, unstable_spread_hz, unstable_clear_hz;
     double pigment_factor, pigment_clear_factor;
@@ -195,6 +196,9 @@ static const struct nw_cfg_key keys[] = {
      .help = "URL to POST each alert change to as JSON (config file only: URLs carry tokens)"},
     {"alerts", "webhook_queue", NW_CFG_UINT, F(webhook_queue), .def = "10000", .min = 1,
      .max = 1000000, .help = "webhook notifications waiting; beyond, the oldest is dropped"},
+    {"alerts", "webhook_backoff_max", NW_CFG_DURATION_MS, F(webhook_backoff_max_ms), .def = "60s",
+     .min = 500, .max = 3600000,
+     .help = "longest wait between two tries of a failed webhook (doubling from 0.5 s, jitter)"},
     {"alerts", "webhook_timeout", NW_CFG_DURATION_MS, F(webhook_timeout_ms), .def = "5s",
      .min = 100, .max = 600000, .help = "one webhook request"},
     {"alerts", "renotify", NW_CFG_DURATION_MS, F(renotify_ms), .def = "30m",
@@ -843,6 +847,7 @@ static enum nw_err build_alerts(const struct nw_limits *lim, struct nw_error *er
                                 .webhook_url = C.cfg.webhook,
                                 .webhook_queue_max = C.cfg.webhook_queue,
                                 .webhook_timeout_ms = (int)C.cfg.webhook_timeout_ms,
+                                .backoff_max_ms = (int)C.cfg.webhook_backoff_max_ms,
                                 .limits = *lim};
     return notify_new(&no, C.zctx, &C.notify, err);
 }
