@@ -1127,6 +1127,18 @@ static void run(void)
         break;
     }
     C.stop_input = 1;
+    /* The writer stops after the workers have sent it their last points
+     * (bounded: a worker busy with a long turn is not waited for forever). */
+    for (int k = 0; k < 2000; k++) {
+        int q = 0;
+        for (int i = 0; i < n; i++) {
+            q += worker_quiesced(C.workers[i]);
+        }
+        if (q == n) {
+            break;
+        }
+        usleep(1000);
+    }
     C.stop_writer = 1;
     if (C.writer) {
         pthread_join(twr, NULL);

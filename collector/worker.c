@@ -22,6 +22,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 #include <zmq.h>
@@ -54,6 +55,7 @@ struct wdev {
 
 struct worker {
     struct worker_options opt;
+    atomic_bool quiesced; /* stopping, and every point it made is sent to the writer */
     void *in, *writer, *settle, *acks, *control, *control_ack;
     struct nw_codec *codec;
     struct wdev **table;
@@ -780,6 +782,11 @@ static void recv_control(struct worker *w)
     zmq_send(w->control_ack, &done, sizeof(done), 0);
 }
 
+bool worker_quiesced(struct worker *w)
+{
+    return atomic_load(&w->quiesced);
+}
+
 void worker_run(struct worker *w, volatile sig_atomic_t *stop, volatile sig_atomic_t *drained)
 {
     zmq_pollitem_t items[4] = {{.socket = w->settle, .events = ZMQ_POLLIN},
@@ -793,11 +800,17 @@ void worker_run(struct worker *w, volatile sig_atomic_t *stop, volatile sig_atom
     }
     int nin = w->ops ? 4 : 3;
     while (!*drained) {
-        int n = *stop ? 2 : nin; /* stopping: settle what is stored, take nothing new */
+        bool stopping = *stop;
+        int n = stopping ? 2 : nin; /* stopping: settle what is stored, take nothing new */
         persist_dirty(w, false);
-        tick(w);
+        if (!stopping) {
+            tick(w); /* no new transitions once stopping: their points could miss the writer */
+        }
         nw_logonce_flush(w->lost_log, false);
         flush_points(w); /* the last turn's, before waiting */
+        if (stopping) {
+            atomic_store(&w->quiesced, true); /* every point made is with the writer */
+        }
         if (zmq_poll(items, n, w->ndirty ? PERSIST_EVERY_MS : POLL_MS) <= 0) {
             continue;
         }
@@ -814,6 +827,7 @@ void worker_run(struct worker *w, volatile sig_atomic_t *stop, volatile sig_atom
         while (got < INPUT_PER_TURN && n > 2 && (input->revents & ZMQ_POLLIN) && recv_input(w)) {
             got++;
         }
+        flush_points(w);
         /* As ingest does: a turn that emptied the queue after a few
          * messages waits for more, so the writer gets one message of points
          * per pause instead of one per input message. */

@@ -77,6 +77,12 @@ void worker_destroy(struct worker **p);
  * *drained is set by the caller (after the writer has finished). */
 void worker_run(struct worker *w, volatile sig_atomic_t *stop, volatile sig_atomic_t *drained);
 
+/* True once worker_run() has seen *stop and handed the writer every point
+ * it made: the writer may stop after that (workers batch their points per
+ * turn, so a writer stopped at the same moment could miss the last ones).
+ * Thread-safe. */
+bool worker_quiesced(struct worker *w);
+
 /*
  * Message on the control socket: a pointer to a new inventory (borrowed; the
  * sender frees the old one once every worker answered on the control ack
