@@ -1129,15 +1129,21 @@ static void run(void)
     C.stop_input = 1;
     /* The writer stops after the workers have sent it their last points
      * (bounded: a worker busy with a long turn is not waited for forever). */
-    for (int k = 0; k < 2000; k++) {
-        int q = 0;
+    int quiet = 0;
+    for (int k = 0; k < 2000 && quiet < n; k++) {
+        quiet = 0;
         for (int i = 0; i < n; i++) {
-            q += worker_quiesced(C.workers[i]);
+            quiet += worker_quiesced(C.workers[i]);
         }
-        if (q == n) {
-            break;
+        if (quiet < n) {
+            usleep(1000);
         }
-        usleep(1000);
+    }
+    if (quiet < n) {
+        nw_log(NW_LOG_WARN, "collector",
+               "%d of %d workers still busy after 2 s: their last points may not be stored "
+               "(never acked: agents re-send)",
+               n - quiet, n);
     }
     C.stop_writer = 1;
     if (C.writer) {

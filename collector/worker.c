@@ -360,7 +360,6 @@ static void take_out(struct worker *w, struct wdev *d)
     if (o->overflow) {
         CM_ADD(alerts_overflow, o->overflow);
     }
-    size_t n = 0;
     for (size_t i = 0; i < o->nalerts; i++) {
         const struct nw_alert *a = &o->alerts[i];
         count_transition(a);
@@ -368,7 +367,6 @@ static void take_out(struct worker *w, struct wdev *d)
             alertreg_apply(w->opt.registry, a);
         }
         struct nw_point *p = new_point(w);
-        n++;
         fill_tags(d, p, NW_POINT_ALERT);
         p->u.alert = *a;
         if (w->nnotes < NOTES_MAX) {
@@ -379,14 +377,11 @@ static void take_out(struct worker *w, struct wdev *d)
     }
     for (size_t i = 0; i < o->nsessions; i++) {
         struct nw_point *p = new_point(w);
-        n++;
         fill_tags(d, p, NW_POINT_SESSION);
         p->u.session = o->sessions[i];
         CM_ADD(sessions_written, 1);
     }
-    if (n || o->overflow) {
-        mark_rdirty(w, d);
-    }
+    mark_rdirty(w, d);             /* something changed: see the early return */
     o->nalerts = o->nsessions = 0; /* the arrays are rewritten before use: no memset */
     o->overflow = 0;
 }
@@ -807,7 +802,7 @@ void worker_run(struct worker *w, volatile sig_atomic_t *stop, volatile sig_atom
             tick(w); /* no new transitions once stopping: their points could miss the writer */
         }
         nw_logonce_flush(w->lost_log, false);
-        flush_points(w); /* the last turn's, before waiting */
+        flush_points(w); /* what tick, control or an operator's ack made, before waiting */
         if (stopping) {
             atomic_store(&w->quiesced, true); /* every point made is with the writer */
         }
