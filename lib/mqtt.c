@@ -17,6 +17,7 @@
 #include <needlewatch/mqtt.h>
 
 #include <needlewatch/clock.h>
+#include <needlewatch/readahead.h>
 
 #include <mosquitto.h>
 #include <poll.h>
@@ -46,7 +47,8 @@ struct nw_mqtt {
     bool down_reported; /* one log line per outage, not one per retry */
     int64_t retry_at;
     uint64_t rng;
-    int *mids; /* QoS 1 publishes awaiting PUBACK: inflight of max_inflight */
+    int *mids;               /* QoS 1 publishes awaiting PUBACK: inflight of max_inflight */
+    struct nw_readahead *ra; /* options.read_ahead: buffered socket reads */
     struct nw_mqtt_stats stats;
 };
 
@@ -140,6 +142,9 @@ static void lost(struct nw_mqtt *m, const char *reason)
      * replays unacknowledged data from its own queue anyway. */
     m->inflight = 0;
     /* (inflight = 0 above empties the list of outstanding mids) */
+    if (m->ra) {
+        nw_readahead_reset(m->ra); /* bytes of the lost connection */
+    }
     bool was_up = m->state == ST_CONNECTED || (m->state == ST_CONNECTING && !m->down_reported);
     if (m->state == ST_CONNECTED) {
         m->stats.disconnects++;
@@ -297,6 +302,15 @@ enum nw_err nw_mqtt_new(const struct nw_mqtt_options *opt, const struct nw_mqtt_
         free(m);
         return nw_error_set(out_err, NW_ERR_NOMEM, "mqtt: out of memory");
     }
+    /* Not under TLS: OpenSSL reads whole records, and its buffering is its
+     * own business. */
+    bool ra = opt->read_ahead && !tls;
+    m->ra = ra ? nw_readahead_new() : NULL;
+    if (ra && !m->ra) {
+        free(m->mids);
+        free(m);
+        return nw_error_set(out_err, NW_ERR_NOMEM, "mqtt: out of memory");
+    }
     m->rng = (uint64_t)nw_clock_mono_ns() ^ (uint64_t)(uintptr_t)m;
     m->state = ST_STOPPED;
     /* Clean start: the agent replays from its own queue, and DESIGN §4 shows
@@ -304,6 +318,7 @@ enum nw_err nw_mqtt_new(const struct nw_mqtt_options *opt, const struct nw_mqtt_
     m->mosq = mosquitto_new(opt->client_id, true, m);
     if (!m->mosq) {
         free(m->mids);
+        nw_readahead_destroy(&m->ra);
         free(m);
         return nw_error_set(out_err, NW_ERR_CONFIG, "mqtt: cannot create client \"%s\"",
                             opt->client_id ? opt->client_id : "");
@@ -326,6 +341,7 @@ void nw_mqtt_destroy(struct nw_mqtt **p)
     nw_mqtt_stop(m);
     mosquitto_destroy(m->mosq);
     free(m->mids);
+    nw_readahead_destroy(&m->ra);
     free(m);
     *p = NULL;
 }
@@ -343,6 +359,9 @@ enum nw_err nw_mqtt_set_will(struct nw_mqtt *m, const char *topic, const void *p
 
 static void attempt(struct nw_mqtt *m)
 {
+    if (m->ra) {
+        nw_readahead_reset(m->ra); /* a new socket, maybe under the old fd */
+    }
     int rc = mosquitto_connect_async(m->mosq, m->host, m->port, m->keepalive_s);
     if (rc != MOSQ_ERR_SUCCESS) {
         m->state = ST_CONNECTING; /* so lost() reports it */
@@ -393,6 +412,9 @@ int nw_mqtt_timeout_ms(const struct nw_mqtt *m)
         int64_t d = m->retry_at - nw_clock_mono_ms();
         return d < 0 ? 0 : (d > 1000 ? 1000 : (int)d);
     }
+    if (m->ra && nw_readahead_pending(m->ra) > 0) {
+        return 0; /* read ahead, invisible to poll() */
+    }
     return 1000; /* keepalive bookkeeping in loop_misc */
 }
 
@@ -410,6 +432,10 @@ void nw_mqtt_step(struct nw_mqtt *m, bool readable, bool writable)
      * max_packets). Reading on while packets keep arriving saves a poll()
      * per packet at a fleet's rate; the call that finds nothing costs one
      * read() that returns EAGAIN. */
+    readable = readable || (m->ra && nw_readahead_pending(m->ra) > 0);
+    if (readable && m->ra) {
+        nw_readahead_begin(m->ra, nw_mqtt_fd(m));
+    }
     for (int i = 0; readable && i < NW_MQTT_READ_BURST; i++) {
         uint64_t seen = m->stats.received + m->stats.puback_ok + m->stats.puback_refused;
         rc = mosquitto_loop_read(m->mosq, 1);
@@ -417,6 +443,9 @@ void nw_mqtt_step(struct nw_mqtt *m, bool readable, bool writable)
             seen == m->stats.received + m->stats.puback_ok + m->stats.puback_refused) {
             break;
         }
+    }
+    if (m->ra) {
+        nw_readahead_end(m->ra);
     }
     if (rc == MOSQ_ERR_SUCCESS && nw_mqtt_fd(m) >= 0 &&
         (writable || mosquitto_want_write(m->mosq))) {

@@ -57,6 +57,10 @@ struct nw_mqtt_options {
      * Maximum); 0: libmosquitto's 20, which caps a busy subscriber at a
      * few thousand msg/s on mosquitto 2.0.11 (bench/README.md). */
     int receive_maximum;
+    /* Read the socket 64 KiB at a time instead of libmosquitto's three or
+     * four read()s per packet (readahead.h): for a busy subscriber. Plain
+     * mqtt:// only; ignored for mqtts://. */
+    bool read_ahead;
 };
 
 /*
