@@ -46,6 +46,7 @@ int main(int argc, char **argv)
                         "[--seconds S] [--max-points M] [--cache-kib C]\n");
         return 2;
     }
+    nw_store_sqlite_process_init(); /* as the collector does */
     long devices = arg_long(argc, argv, "--devices", 1000);
     long run = arg_long(argc, argv, "--run", 1);
     long batch = arg_long(argc, argv, "--batch", 5000);

@@ -1182,6 +1182,7 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread inherits it; main sigwaits */
     signal(SIGPIPE, SIG_IGN);
+    nw_store_sqlite_process_init();
     rc = load_inventory();
     if (rc == 0) {
         C.zctx = zmq_ctx_new();

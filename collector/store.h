@@ -197,4 +197,11 @@ void nw_store_close(struct nw_store **store);
  * permissions) -> NW_ERR_IO. */
 enum nw_err nw_store_sqlite_err(int sqlite_rc);
 
+/* Process-wide SQLite settings; call once in main() before any thread
+ * opens a database (later calls change nothing). Turns off SQLite's memory
+ * statistics, which nothing here reads and which take a global mutex on
+ * every allocation: 8.5 -> 7.9 us of CPU per stored window in
+ * bench/store_ingest (three alternated pairs). */
+void nw_store_sqlite_process_init(void);
+
 #endif

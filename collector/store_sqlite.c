@@ -89,6 +89,11 @@ enum nw_err nw_store_sqlite_err(int rc)
     }
 }
 
+void nw_store_sqlite_process_init(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); /* SQLITE_MISUSE once initialized: fine */
+}
+
 static enum nw_err sq_fail(struct sq *q, int rc, struct nw_error *err, const char *what)
 {
     return nw_error_set(err, nw_store_sqlite_err(rc), "%s: %s: %s", q->path, what,
