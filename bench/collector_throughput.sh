@@ -19,7 +19,7 @@
 #   base-raw     bare subscriber (loadgen raw client, Receive Maximum 65535)
 #   base-nwmqtt  bare subscriber on lib/mqtt.c, the collector's own client
 #                code with the collector's defaults (libmosquitto, Receive
-#                Maximum 65535, read-ahead), counting only
+#                Maximum 65535, buffered I/O), counting only
 #   store-live   the store alone (bench/store_ingest: nw_store_write of the
 #                same points in 5000-point batches, same device order)
 #   collector    needlewatch-collector --store sqlite:<tmp>: windows stored

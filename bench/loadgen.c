@@ -26,7 +26,7 @@
  *                     answering PUBACKs in one write per read: as close to
  *                     "what the broker can deliver" as a client gets
  *   --client nwmqtt   lib/mqtt.c (libmosquitto), exactly the connection
- *                     code of the collector's ingest thread (read-ahead on,
+ *                     code of the collector's ingest thread (buffered I/O on,
  *                     --receive-max as Receive Maximum), counting only
  *   --client mosq     libmosquitto directly with MOSQ_OPT_RECEIVE_MAXIMUM set
  *                     to --receive-max: lib/mqtt.c plus that one option
@@ -999,13 +999,12 @@ static int run_sub(void)
     } else {
         char url[64];
         snprintf(url, sizeof(url), "mqtt://127.0.0.1:%d", O.port);
-        struct nw_mqtt_options mo = {
-            .url = url,
-            .client_id = sc.device,
-            .max_inflight = 1000,
-            .tcp_nodelay = O.nodelay,
-            .receive_maximum = (int)O.receive_max,
-            .read_ahead = true};
+        struct nw_mqtt_options mo = {.url = url,
+                                     .client_id = sc.device,
+                                     .max_inflight = 1000,
+                                     .tcp_nodelay = O.nodelay,
+                                     .receive_maximum = (int)O.receive_max,
+                                     .buffered_io = true};
         struct nw_mqtt_callbacks cb = {.on_connect = nw_on_connect, .on_message = nw_on_message};
         struct nw_error err = {0};
         if (nw_mqtt_new(&mo, &cb, &nwm, &err) != NW_OK) {

@@ -56,7 +56,7 @@ struct collector_cfg {
     char ca_file[512], cert_file[512], key_file[512], credentials_file[512];
     uint64_t max_inflight;
     uint64_t receive_maximum;
-    bool read_ahead;
+    bool buffered_io;
     char aggregate[1024], listen[1024], ack_listen[256], ack_to[1024];
     uint64_t first_worker, total_workers;
     uint64_t batch_points;
@@ -160,8 +160,9 @@ static const struct nw_cfg_key keys[] = {
      .help = "acks awaiting PUBACK"},
     {"mqtt", "receive_maximum", NW_CFG_UINT, F(receive_maximum), .def = "65535", .min = 1,
      .max = 65535, .help = "messages the broker may have in flight to the collector (MQTT 5)"},
-    {"mqtt", "read_ahead", NW_CFG_BOOL, F(read_ahead), .def = "true",
-     .help = "read the broker's socket 64 KiB at a time, not 3-4 reads per message (mqtt://)"},
+    {"mqtt", "buffered_io", NW_CFG_BOOL, F(buffered_io), .def = "true",
+     .help = "read the broker's socket 64 KiB at a time and send a read's PUBACKs at once "
+             "(mqtt://)"},
     {"store", "batch_points", NW_CFG_UINT, F(batch_points), .def = "5000", .min = 1, .max = 1000000,
      .help = "points per store write"},
     {"store", "max_pending_points", NW_CFG_UINT, F(max_pending_points), .def = "40000", .min = 2,
@@ -886,7 +887,7 @@ static enum nw_err build_ingest(int n, const struct nw_limits *lim, struct nw_er
                  .credentials_file = C.cfg.credentials_file[0] ? C.cfg.credentials_file : NULL,
                  .max_inflight = (int)C.cfg.max_inflight,
                  .receive_maximum = (int)C.cfg.receive_maximum,
-                 .read_ahead = C.cfg.read_ahead},
+                 .buffered_io = C.cfg.buffered_io},
         .prefix = C.cfg.prefix,
         .share_group = C.cfg.share_group[0] ? C.cfg.share_group : NULL,
         .workers = n,

@@ -17,7 +17,7 @@
 #include <needlewatch/mqtt.h>
 
 #include <needlewatch/clock.h>
-#include <needlewatch/readahead.h>
+#include <needlewatch/sockbuf.h>
 
 #include <mosquitto.h>
 #include <poll.h>
@@ -47,8 +47,8 @@ struct nw_mqtt {
     bool down_reported; /* one log line per outage, not one per retry */
     int64_t retry_at;
     uint64_t rng;
-    int *mids;               /* QoS 1 publishes awaiting PUBACK: inflight of max_inflight */
-    struct nw_readahead *ra; /* options.read_ahead: buffered socket reads */
+    int *mids;             /* QoS 1 publishes awaiting PUBACK: inflight of max_inflight */
+    struct nw_sockbuf *sb; /* options.buffered_io (sockbuf.h) */
     struct nw_mqtt_stats stats;
 };
 
@@ -142,8 +142,8 @@ static void lost(struct nw_mqtt *m, const char *reason)
      * replays unacknowledged data from its own queue anyway. */
     m->inflight = 0;
     /* (inflight = 0 above empties the list of outstanding mids) */
-    if (m->ra) {
-        nw_readahead_reset(m->ra); /* bytes of the lost connection */
+    if (m->sb) {
+        nw_sockbuf_reset(m->sb); /* bytes of the lost connection */
     }
     bool was_up = m->state == ST_CONNECTED || (m->state == ST_CONNECTING && !m->down_reported);
     if (m->state == ST_CONNECTED) {
@@ -304,9 +304,9 @@ enum nw_err nw_mqtt_new(const struct nw_mqtt_options *opt, const struct nw_mqtt_
     }
     /* Not under TLS: OpenSSL reads whole records, and its buffering is its
      * own business. */
-    bool ra = opt->read_ahead && !tls;
-    m->ra = ra ? nw_readahead_new() : NULL;
-    if (ra && !m->ra) {
+    bool sb = opt->buffered_io && !tls;
+    m->sb = sb ? nw_sockbuf_new() : NULL;
+    if (sb && !m->sb) {
         free(m->mids);
         free(m);
         return nw_error_set(out_err, NW_ERR_NOMEM, "mqtt: out of memory");
@@ -318,7 +318,7 @@ enum nw_err nw_mqtt_new(const struct nw_mqtt_options *opt, const struct nw_mqtt_
     m->mosq = mosquitto_new(opt->client_id, true, m);
     if (!m->mosq) {
         free(m->mids);
-        nw_readahead_destroy(&m->ra);
+        nw_sockbuf_destroy(&m->sb);
         free(m);
         return nw_error_set(out_err, NW_ERR_CONFIG, "mqtt: cannot create client \"%s\"",
                             opt->client_id ? opt->client_id : "");
@@ -341,7 +341,7 @@ void nw_mqtt_destroy(struct nw_mqtt **p)
     nw_mqtt_stop(m);
     mosquitto_destroy(m->mosq);
     free(m->mids);
-    nw_readahead_destroy(&m->ra);
+    nw_sockbuf_destroy(&m->sb);
     free(m);
     *p = NULL;
 }
@@ -359,8 +359,8 @@ enum nw_err nw_mqtt_set_will(struct nw_mqtt *m, const char *topic, const void *p
 
 static void attempt(struct nw_mqtt *m)
 {
-    if (m->ra) {
-        nw_readahead_reset(m->ra); /* a new socket, maybe under the old fd */
+    if (m->sb) {
+        nw_sockbuf_reset(m->sb); /* a new socket, maybe under the old fd */
     }
     int rc = mosquitto_connect_async(m->mosq, m->host, m->port, m->keepalive_s);
     if (rc != MOSQ_ERR_SUCCESS) {
@@ -403,7 +403,8 @@ int nw_mqtt_fd(const struct nw_mqtt *m)
 
 bool nw_mqtt_want_write(struct nw_mqtt *m)
 {
-    return nw_mqtt_fd(m) >= 0 && mosquitto_want_write(m->mosq);
+    return nw_mqtt_fd(m) >= 0 &&
+           (mosquitto_want_write(m->mosq) || (m->sb && nw_sockbuf_pending_out(m->sb) > 0));
 }
 
 int nw_mqtt_timeout_ms(const struct nw_mqtt *m)
@@ -412,7 +413,7 @@ int nw_mqtt_timeout_ms(const struct nw_mqtt *m)
         int64_t d = m->retry_at - nw_clock_mono_ms();
         return d < 0 ? 0 : (d > 1000 ? 1000 : (int)d);
     }
-    if (m->ra && nw_readahead_pending(m->ra) > 0) {
+    if (m->sb && nw_sockbuf_pending_in(m->sb) > 0) {
         return 0; /* read ahead, invisible to poll() */
     }
     return 1000; /* keepalive bookkeeping in loop_misc */
@@ -432,9 +433,9 @@ void nw_mqtt_step(struct nw_mqtt *m, bool readable, bool writable)
      * max_packets). Reading on while packets keep arriving saves a poll()
      * per packet at a fleet's rate; the call that finds nothing costs one
      * read() that returns EAGAIN. */
-    readable = readable || (m->ra && nw_readahead_pending(m->ra) > 0);
-    if (readable && m->ra) {
-        nw_readahead_begin(m->ra, nw_mqtt_fd(m));
+    readable = readable || (m->sb && nw_sockbuf_pending_in(m->sb) > 0);
+    if (readable && m->sb) {
+        nw_sockbuf_begin(m->sb, nw_mqtt_fd(m)); /* the burst's PUBACKs go out in one send() */
     }
     for (int i = 0; readable && i < NW_MQTT_READ_BURST; i++) {
         uint64_t seen = m->stats.received + m->stats.puback_ok + m->stats.puback_refused;
@@ -444,8 +445,11 @@ void nw_mqtt_step(struct nw_mqtt *m, bool readable, bool writable)
             break;
         }
     }
-    if (m->ra) {
-        nw_readahead_end(m->ra);
+    if (readable && m->sb) {
+        nw_sockbuf_end(m->sb);
+    }
+    if (writable && m->sb) {
+        nw_sockbuf_flush(m->sb);
     }
     if (rc == MOSQ_ERR_SUCCESS && nw_mqtt_fd(m) >= 0 &&
         (writable || mosquitto_want_write(m->mosq))) {

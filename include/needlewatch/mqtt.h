@@ -58,9 +58,10 @@ struct nw_mqtt_options {
      * few thousand msg/s on mosquitto 2.0.11 (bench/README.md). */
     int receive_maximum;
     /* Read the socket 64 KiB at a time instead of libmosquitto's three or
-     * four read()s per packet (readahead.h): for a busy subscriber. Plain
-     * mqtt:// only; ignored for mqtts://. */
-    bool read_ahead;
+     * four read()s per packet, and send the PUBACKs of a read burst in one
+     * write (sockbuf.h): for a busy subscriber. Plain mqtt:// only;
+     * ignored for mqtts://. */
+    bool buffered_io;
 };
 
 /*
