@@ -2,10 +2,10 @@
  * ingest.c - MQTT in, validated messages out to the workers, acks back.
  *
  * The ingest -> worker queue is bounded in bytes as well as in messages
- * (CP_HWM): each payload goes to ZeroMQ zero-copy in a buffer of its own
- * whose free function runs when the worker has handled the message, so
- * the bytes and messages in flight to the workers are known exactly
- * (nw_queue_depth{stage="worker"}). A message that would take the queue
+ * (CP_HWM): the messages of one read burst go to each worker zero-copy as
+ * one batch (pipeline.h: struct cp_in_batch) whose free function runs when
+ * the worker has handled it, so the bytes and messages in flight to the
+ * workers are known exactly (nw_queue_depth{stage="worker"}). A message that would take the queue
  * beyond worker_queue_bytes is dropped like one at the high-water mark:
  * counted in nw_hwm_drops_total{stage="worker"}, never acked, re-sent by
  * its agent.
@@ -45,11 +45,19 @@ struct pending_ack {
     bool used;
 };
 
+/* The batch being filled for one worker (pipeline.h: struct cp_in_batch). */
+struct stage {
+    uint8_t *buf; /* NULL when empty; handed to ZeroMQ when sent */
+    size_t len, cap;
+    uint64_t per_type[CP_STATUS + 1]; /* messages by cp_type, for nw_messages_in_total */
+};
+
 struct ingest {
     struct ingest_options opt;
     struct nw_mqtt *mqtt;
     struct nw_codec *codec;
     void *push[CP_MAX_WORKERS];
+    struct stage stage[CP_MAX_WORKERS];
     void *acks;
     FILE *dead;
     uint64_t dead_bytes, dead_dropped;
@@ -112,39 +120,95 @@ static void dead_letter(struct ingest *in, const char *device, uint64_t epoch, c
 
 /* ---- routing ----------------------------------------------------------- */
 
-/* ZeroMQ calls this when the message is gone: handled by the worker, or
+/* ZeroMQ calls this when a batch is gone: handled by the worker, or
  * discarded. Any thread. */
-static void payload_free(void *data, void *hint)
+static void batch_free(void *data, void *hint)
 {
-    atomic_fetch_sub_explicit(&cm.worker_queue_bytes, (uintptr_t)hint, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&cm.worker_queue_msgs, 1, memory_order_relaxed);
+    (void)hint;
+    struct cp_in_batch b;
+    memcpy(&b, data, sizeof(b));
+    atomic_fetch_sub_explicit(&cm.worker_queue_bytes, b.cost, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&cm.worker_queue_msgs, b.nmsgs, memory_order_relaxed);
     free(data);
+}
+
+/* Sends worker i's batch (if any). At the high-water mark the whole batch
+ * is dropped and counted per MQTT message: none of them was acked. */
+static void flush_stage(struct ingest *in, int i)
+{
+    struct stage *st = &in->stage[i];
+    if (!st->buf) {
+        return;
+    }
+    struct cp_in_batch b;
+    memcpy(&b, st->buf, sizeof(b));
+    zmq_msg_t m;
+    zmq_msg_init_data(&m, st->buf, st->len, batch_free, NULL);
+    if (zmq_msg_send(&m, in->push[i], ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&m);                 /* runs batch_free */
+        CM_ADD(hwm_drops_worker, b.nmsgs); /* not acked: the agents re-send them */
+    } else {
+        for (int t = 0; t <= CP_STATUS; t++) {
+            CM_ADD(messages_in[t], st->per_type[t]);
+        }
+    }
+    memset(st, 0, sizeof(*st));
+}
+
+static void flush_stages(struct ingest *in)
+{
+    for (int i = 0; i < in->opt.workers; i++) {
+        flush_stage(in, i);
+    }
+}
+
+/* Room for need more bytes in worker i's batch: sends a full one first. */
+static bool stage_room(struct ingest *in, int i, size_t need)
+{
+    struct stage *st = &in->stage[i];
+    struct cp_in_batch b = {0};
+    if (st->buf) {
+        memcpy(&b, st->buf, sizeof(b));
+    }
+    if (st->buf && (st->len + need > st->cap || b.nmsgs >= CP_IN_BATCH_MSGS)) {
+        flush_stage(in, i);
+    }
+    if (!st->buf) {
+        size_t cap = sizeof(b) + need > CP_IN_BATCH_BYTES ? sizeof(b) + need : CP_IN_BATCH_BYTES;
+        st->buf = malloc(cap);
+        if (!st->buf) {
+            return false;
+        }
+        memset(st->buf, 0, sizeof(b));
+        st->len = sizeof(b), st->cap = cap;
+    }
+    return true;
 }
 
 static void forward(struct ingest *in, const char *device, uint8_t type, const void *payload,
                     size_t len, uint32_t nrejected)
 {
-    struct cp_in hdr = {.type = type, .nrejected = nrejected, .arrival_ms = nw_clock_realtime_ms()};
-    void *sock = in->push[cp_worker_of(device, in->opt.workers)];
-    size_t cost = len + nrejected * sizeof(uint32_t) + QUEUED_MSG_OVERHEAD;
-    void *copy = CM_GET(worker_queue_bytes) + cost <= in->opt.worker_queue_bytes
-                     ? malloc(len ? len : 1)
-                     : NULL;
-    if (!copy || zmq_send(sock, &hdr, sizeof(hdr), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-        free(copy);
+    int i = cp_worker_of(device, in->opt.workers);
+    size_t need = cp_in_record_size(len, nrejected);
+    uint64_t cost = len + nrejected * sizeof(uint32_t) + QUEUED_MSG_OVERHEAD;
+    if (CM_GET(worker_queue_bytes) + cost > in->opt.worker_queue_bytes ||
+        !stage_room(in, i, need)) {
         CM_ADD(hwm_drops_worker, 1); /* not acked: the agent re-sends it */
         return;
     }
-    memcpy(copy, payload, len);
+    struct stage *st = &in->stage[i];
+    struct cp_in hdr = {.type = type,
+                        .nrejected = nrejected,
+                        .arrival_ms = nw_clock_realtime_ms(),
+                        .len = (uint32_t)len};
+    cp_in_put(st->buf, &st->len, &hdr, payload, in->rejected);
+    st->per_type[type]++;
+    struct cp_in_batch b;
+    memcpy(&b, st->buf, sizeof(b));
+    b.nmsgs++, b.cost += cost;
+    memcpy(st->buf, &b, sizeof(b));
     CM_ADD(worker_queue_msgs, 1);
     CM_ADD(worker_queue_bytes, cost);
-    zmq_msg_t body;
-    zmq_msg_init_data(&body, copy, len, payload_free, (void *)(uintptr_t)cost);
-    if (zmq_msg_send(&body, sock, ZMQ_SNDMORE) < 0) {
-        zmq_msg_close(&body); /* cannot happen after the first part went */
-    }
-    zmq_send(sock, in->rejected, nrejected * sizeof(uint32_t), 0);
-    CM_ADD(messages_in[type], 1);
 }
 
 static void refuse(struct ingest *in, const char *topic, enum nw_reason reason,
@@ -577,6 +641,7 @@ void ingest_destroy(struct ingest **p)
     struct ingest *in = *p;
     nw_mqtt_destroy(&in->mqtt);
     for (int i = 0; i < CP_MAX_WORKERS; i++) {
+        free(in->stage[i].buf); /* never sent: no worker holds it */
         if (in->push[i]) {
             zmq_close(in->push[i]);
         }
@@ -612,6 +677,7 @@ static void poll_once(struct ingest *in, int timeout_ms)
     bool rd = n > 1 && (items[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR));
     bool wr = n > 1 && (items[1].revents & ZMQ_POLLOUT);
     nw_mqtt_step(in->mqtt, rd, wr);
+    flush_stages(in); /* what this read burst brought, one message per worker */
     drain_acks(in);
     flush_acks(in, nw_clock_mono_ms());
     nw_logonce_flush(in->bad_msg, false);

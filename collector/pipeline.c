@@ -17,6 +17,46 @@ int cp_worker_of(const char *device, int workers)
     return workers > 0 ? (int)(h % (uint32_t)workers) : 0;
 }
 
+size_t cp_in_record_size(size_t len, uint32_t nrejected)
+{
+    return sizeof(struct cp_in) + CP_PAD(len) + CP_PAD((size_t)nrejected * sizeof(uint32_t));
+}
+
+void cp_in_put(uint8_t *buf, size_t *used, const struct cp_in *hdr, const void *payload,
+               const uint32_t *rej)
+{
+    uint8_t *at = buf + *used;
+    size_t body = CP_PAD(hdr->len), nrej = (size_t)hdr->nrejected * sizeof(uint32_t);
+    memcpy(at, hdr, sizeof(*hdr));
+    if (hdr->len > 0) {
+        memcpy(at + sizeof(*hdr), payload, hdr->len);
+    }
+    memset(at + sizeof(*hdr) + hdr->len, 0, body - hdr->len);
+    if (nrej > 0) {
+        memcpy(at + sizeof(*hdr) + body, rej, nrej);
+    }
+    memset(at + sizeof(*hdr) + body + nrej, 0, CP_PAD(nrej) - nrej);
+    *used += cp_in_record_size(hdr->len, hdr->nrejected);
+}
+
+bool cp_in_next(const uint8_t *batch, size_t size, size_t *at, struct cp_in *hdr,
+                const uint8_t **payload, const uint8_t **rej)
+{
+    if (*at > size || size - *at < sizeof(*hdr)) {
+        return false;
+    }
+    memcpy(hdr, batch + *at, sizeof(*hdr));
+    /* 64-bit sums: a lying nrejected cannot wrap them */
+    uint64_t body = CP_PAD((uint64_t)hdr->len), nrej = CP_PAD((uint64_t)hdr->nrejected * 4u);
+    if (body + nrej > size - *at - sizeof(*hdr)) {
+        return false;
+    }
+    *payload = batch + *at + sizeof(*hdr);
+    *rej = *payload + body;
+    *at += sizeof(*hdr) + (size_t)(body + nrej);
+    return true;
+}
+
 void cp_socket_defaults(void *sock)
 {
     int hwm = CP_HWM, linger = CP_LINGER_MS;

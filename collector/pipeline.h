@@ -30,7 +30,10 @@
  *
  * Messages (multipart; structs are sent as raw bytes, so ingest and
  * aggregate processes must run the same build on the same architecture):
- *   ingest -> worker  [struct cp_in][payload as received][uint32 rejected indexes]
+ *   ingest -> worker  one frame: [struct cp_in_batch] then nmsgs records of
+ *                     [struct cp_in][payload as received][uint32 rejected
+ *                     indexes], each part padded to 8 bytes (CP_PAD): the
+ *                     MQTT messages of one read burst for that worker
  *   worker -> writer  [struct cp_batch][struct nw_point x n]
  *   writer -> worker  [struct cp_ref x n]      points now durably stored
  *   worker -> ingest  [struct cp_ack]          new watermark of a device
@@ -68,9 +71,43 @@ enum cp_type { CP_WINDOWS = 1, CP_EVENTS = 2, CP_STATUS = 3 };
 struct cp_in {
     uint8_t type; /* enum cp_type */
     uint8_t pad[3];
-    uint32_t nrejected; /* indexes in the third frame: settled, not stored */
+    uint32_t nrejected; /* indexes after the payload: settled, not stored */
     int64_t arrival_ms; /* wall clock at ingest */
+    uint32_t len;       /* payload bytes */
+    uint32_t pad2;
 };
+
+/* One ingest -> worker message: several MQTT messages (at most
+ * CP_IN_BATCH_MSGS, CP_IN_BATCH_BYTES unless one message is larger), so a
+ * busy fleet costs one ZeroMQ message and one wake-up per read burst, not
+ * per MQTT message. cost: the bytes this batch adds to the ingest ->
+ * workers bound (ingest.c). */
+struct cp_in_batch {
+    uint32_t nmsgs;
+    uint32_t pad;
+    uint64_t cost;
+};
+
+#define CP_IN_BATCH_MSGS 256
+#define CP_IN_BATCH_BYTES (64 * 1024)
+#define CP_PAD(n) (((n) + 7u) & ~(size_t)7u)
+
+/* Bytes one record takes in a batch. */
+size_t cp_in_record_size(size_t len, uint32_t nrejected);
+
+/* Writes one record at buf + *used (the caller made room for
+ * cp_in_record_size(hdr->len, hdr->nrejected) bytes) and advances *used.
+ * Copies payload (hdr->len bytes) and rej (hdr->nrejected indexes). */
+void cp_in_put(uint8_t *buf, size_t *used, const struct cp_in *hdr, const void *payload,
+               const uint32_t *rej);
+
+/* The record at *at of a batch of size bytes (start: *at =
+ * sizeof(struct cp_in_batch)): its header, payload and rejected indexes
+ * (hdr->nrejected little-endian uint32s, any alignment: read them with
+ * memcpy), pointing into batch. false at the end or when a record would
+ * run past size; *at then stays. */
+bool cp_in_next(const uint8_t *batch, size_t size, size_t *at, struct cp_in *hdr,
+                const uint8_t **payload, const uint8_t **rej);
 
 #define CP_MAX_POINTS_IN 4096 /* points in one worker -> writer message */
 

@@ -288,12 +288,14 @@ static struct nw_point *new_point(struct worker *w)
     return &w->points[w->npts++];
 }
 
-static void mark_rejected(struct worker *w, const uint32_t *idx, size_t nrej, size_t count)
+static void mark_rejected(struct worker *w, const uint8_t *idx, size_t nrej, size_t count)
 {
     memset(w->rejected_mask, 0, count);
     for (size_t i = 0; i < nrej; i++) {
-        if (idx[i] < count) {
-            w->rejected_mask[idx[i]] = 1;
+        uint32_t k; /* any alignment: the batch came from ZeroMQ */
+        memcpy(&k, idx + i * sizeof(k), sizeof(k));
+        if (k < count) {
+            w->rejected_mask[k] = 1;
         }
     }
 }
@@ -580,7 +582,7 @@ static void judge(struct worker *w, struct wdev *d, const struct nw_window *wins
     flush_notes(w);
 }
 
-static void on_windows(struct worker *w, const uint8_t *buf, size_t len, const uint32_t *rej,
+static void on_windows(struct worker *w, const uint8_t *buf, size_t len, const uint8_t *rej,
                        size_t nrej)
 {
     struct nw_window_batch b = {.windows = w->windows, .capacity = w->cap};
@@ -610,7 +612,7 @@ static void on_windows(struct worker *w, const uint8_t *buf, size_t len, const u
     judge(w, d, b.windows, NULL, b.count);
 }
 
-static void on_events(struct worker *w, const uint8_t *buf, size_t len, const uint32_t *rej,
+static void on_events(struct worker *w, const uint8_t *buf, size_t len, const uint8_t *rej,
                       size_t nrej)
 {
     struct nw_event_batch b = {.events = w->events, .capacity = w->cap};
@@ -670,42 +672,36 @@ static void on_status(struct worker *w, const uint8_t *buf, size_t len)
 
 /* ---- the loop ---------------------------------------------------------- */
 
-/* Takes one input message; false when none was waiting. */
-static bool recv_input(struct worker *w)
+/* Takes one input batch (pipeline.h); the number of MQTT messages in it,
+ * -1 when none was waiting. A record that would run past the end (a batch
+ * from a different build over tcp://) ends the batch. */
+static int recv_input(struct worker *w)
 {
-    zmq_msg_t parts[3];
-    for (int i = 0; i < 3; i++) {
-        zmq_msg_init(&parts[i]);
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, w->in, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&m);
+        return -1;
     }
-    int got = 0;
-    bool any = false;
-    for (; got < 3; got++) {
-        bool ok = zmq_msg_recv(&parts[got], w->in, ZMQ_DONTWAIT) >= 0;
-        any = any || ok;
-        if (!ok || !zmq_msg_more(&parts[got])) {
-            got++;
-            break;
-        }
+    const uint8_t *p = zmq_msg_data(&m), *payload, *rej;
+    size_t size = zmq_msg_size(&m), at = sizeof(struct cp_in_batch);
+    struct cp_in_batch b = {0};
+    if (size >= sizeof(b)) {
+        memcpy(&b, p, sizeof(b));
     }
-    if (got == 3 && zmq_msg_size(&parts[0]) == sizeof(struct cp_in)) {
-        struct cp_in hdr;
-        memcpy(&hdr, zmq_msg_data(&parts[0]), sizeof(hdr));
-        const uint8_t *payload = zmq_msg_data(&parts[1]);
-        size_t len = zmq_msg_size(&parts[1]);
-        const uint32_t *rej = zmq_msg_data(&parts[2]);
-        size_t nrej = zmq_msg_size(&parts[2]) / sizeof(uint32_t);
+    struct cp_in hdr;
+    uint32_t done = 0;
+    for (; done < b.nmsgs && cp_in_next(p, size, &at, &hdr, &payload, &rej); done++) {
         if (hdr.type == CP_WINDOWS) {
-            on_windows(w, payload, len, rej, nrej);
+            on_windows(w, payload, hdr.len, rej, hdr.nrejected);
         } else if (hdr.type == CP_EVENTS) {
-            on_events(w, payload, len, rej, nrej);
+            on_events(w, payload, hdr.len, rej, hdr.nrejected);
         } else if (hdr.type == CP_STATUS) {
-            on_status(w, payload, len);
+            on_status(w, payload, hdr.len);
         }
     }
-    for (int i = 0; i < 3; i++) {
-        zmq_msg_close(&parts[i]);
-    }
-    return any;
+    zmq_msg_close(&m);
+    return (int)done;
 }
 
 /* Takes one settle message; false when none was waiting. */
@@ -818,9 +814,10 @@ void worker_run(struct worker *w, volatile sig_atomic_t *stop, volatile sig_atom
         for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN) && recv_settle(w); i++) {
         }
         zmq_pollitem_t *input = &items[w->ops ? 3 : 2];
-        int got = 0;
-        while (got < INPUT_PER_TURN && n > 2 && (input->revents & ZMQ_POLLIN) && recv_input(w)) {
-            got++;
+        int got = 0, k = 0;
+        while (got < INPUT_PER_TURN && n > 2 && (input->revents & ZMQ_POLLIN) &&
+               (k = recv_input(w)) >= 0) {
+            got += k;
         }
         flush_points(w);
         /* As ingest does: a turn that emptied the queue after a few

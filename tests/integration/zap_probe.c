@@ -128,10 +128,15 @@ int main(int argc, char **argv)
     if (payload(device, buf, sizeof(buf), &len) != 0) {
         return fail("cannot encode the window");
     }
-    struct cp_in hdr = {.type = CP_WINDOWS, .arrival_ms = nw_clock_realtime_ms()};
-    zmq_send(s, &hdr, sizeof(hdr), ZMQ_SNDMORE);
-    zmq_send(s, buf, len, ZMQ_SNDMORE);
-    zmq_send(s, "", 0, 0); /* no rejected windows */
+    /* One batch of one message, as ingest sends it (pipeline.h). */
+    struct cp_in_batch b = {.nmsgs = 1};
+    struct cp_in hdr = {
+        .type = CP_WINDOWS, .arrival_ms = nw_clock_realtime_ms(), .len = (uint32_t)len};
+    uint8_t msg[sizeof(b) + sizeof(hdr) + CP_PAD(sizeof(buf))];
+    size_t used = sizeof(b);
+    memcpy(msg, &b, sizeof(b));
+    cp_in_put(msg, &used, &hdr, buf, NULL); /* no rejected windows */
+    zmq_send(s, msg, used, 0);
     const char *outcome = NULL;
     char why[96] = "no handshake completed in 5 s";
     int64_t until = nw_clock_mono_ms() + 5000;
