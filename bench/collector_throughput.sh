@@ -26,11 +26,12 @@
 #                per second from /metrics nw_points_stored_total over the
 #                window; then the accounting (sent = stored + refused +
 #                hwm-dropped, and the SQLite row count), hwm drops reported
-#   base-raw-2, collector-2  the same two runs again: the broker's own
-#                rate moves by up to a third between identical runs (its
-#                batching), so the live figure [1] is the mean stored/s of
-#                the two collector runs over the mean of the two baselines;
-#                each pair's own ratio is printed below it
+#   base-raw-p, collector-p  (p = 2..NW_BENCH_PAIRS, default 3; --quick 1)
+#                the same two runs again: the broker's own rate moves by up
+#                to a third between identical runs (its batching), so the
+#                live figure [1] is the mean stored/s of the collector runs
+#                over the mean of the baselines; each pair's own ratio is
+#                printed below it
 # Catching up (256 windows per message, 100 devices):
 #   store-catchup  the store alone, 256 consecutive windows per device
 #   base-catchup   bare subscriber (raw) receiving messages of the size of a
@@ -55,7 +56,7 @@
 # collector: still in its queues or disk spool (never acked, stored by its
 # next run) or lost - the bench cannot tell which, which is why it waits
 # for the drain when the collector is fast enough to finish it.
-# Default: 2 s warm-up + 5 s windows (~3.5 min); --quick: 1 + 2 s, 300
+# Default: 2 s warm-up + 5 s windows (~5 min); --quick: 1 + 2 s, 300
 # devices, no what-if rows, no base-nwmqtt/store-live/base-catchup info
 # rows, 2 s store run, catch-up offered for 2 s, drains bounded at 2 s
 # (~30 s). The collector log, /metrics samples (TSV) and every
@@ -80,9 +81,9 @@ bench_init collector_throughput "$@"
 bench_build loadgen store_ingest needlewatch-collector
 
 if ((QUICK)); then
-    WARM=1 DUR=2 N=300 NC=50 STORE_S=2 DRAIN_TICKS=8 LINGER=1 CU_SECS=4
+    WARM=1 DUR=2 N=300 NC=50 STORE_S=2 DRAIN_TICKS=8 LINGER=1 CU_SECS=4 PAIRS=1
 else
-    WARM=2 DUR=5 N=1000 NC=100 STORE_S=5 DRAIN_TICKS=80 LINGER=2 CU_SECS=9
+    WARM=2 DUR=5 N=1000 NC=100 STORE_S=5 DRAIN_TICKS=80 LINGER=2 CU_SECS=9 PAIRS=${NW_BENCH_PAIRS:-3}
 fi
 BATCH=256
 COLLECTOR=$BUILD/collector/needlewatch-collector
@@ -301,24 +302,24 @@ row collector "$(fmt0 "$(kv rate "$W/collector.pub")")" "$(fmt0 "$(cget in_rate)
     "$(kv cpu_self "$W/collector.pub")" "$(mib "$(cget hwm_kb)")"
 account collector 1
 LIVE_STORED=$(cget rate) LIVE_PENDING=$ACC_PENDING LIVE_DROPS=$ACC_DROPS LIVE_RSS=$(cget hwm_kb)
-C2_STORED="" B2_RAW=""
-if ((!QUICK)); then
-    # The same pair again: the broker's own rate moves by up to a third
-    # between identical runs, so the figure is the mean of two of each,
-    # alternated.
-    loadgen_pair base-raw-2 "$SUBC --client raw --receive-max 65535" "$LIVE --device-prefix BENCH" >/dev/null
-    row base-raw-2 "$(fmt0 "$(kv rate "$W/base-raw-2.pub")")" "$(fmt0 "$(kv rate "$W/base-raw-2.sub")")" - \
-        "$(kv "cpu_pid$BROKER_PID" "$W/base-raw-2.sub")" - "$(kv cpu_self "$W/base-raw-2.pub")" -
-    B2_RAW=$(kv rate "$W/base-raw-2.sub")
-    collector_run collector-2 "$LIVE --device-prefix BENCH"
-    cw=$($POLL window "$W/collector-2.tsv" "$WARM" "$DUR")
-    row collector-2 "$(fmt0 "$(kv rate "$W/collector-2.pub")")" "$(fmt0 "$(cget in_rate)")" \
+PAIR_B=("$(kv rate "$W/base-raw.sub")") PAIR_C=("$LIVE_STORED")
+# More pairs, alternated: the broker's own rate moves by up to a third
+# between identical runs (35-71 k/s seen), so the figure is the mean of
+# PAIRS runs of each.
+for ((p = 2; p <= PAIRS; p++)); do
+    loadgen_pair "base-raw-$p" "$SUBC --client raw --receive-max 65535" "$LIVE --device-prefix BENCH" >/dev/null
+    row "base-raw-$p" "$(fmt0 "$(kv rate "$W/base-raw-$p.pub")")" "$(fmt0 "$(kv rate "$W/base-raw-$p.sub")")" - \
+        "$(kv "cpu_pid$BROKER_PID" "$W/base-raw-$p.sub")" - "$(kv cpu_self "$W/base-raw-$p.pub")" -
+    PAIR_B+=("$(kv rate "$W/base-raw-$p.sub")")
+    collector_run "collector-$p" "$LIVE --device-prefix BENCH"
+    cw=$($POLL window "$W/collector-$p.tsv" "$WARM" "$DUR")
+    row "collector-$p" "$(fmt0 "$(kv rate "$W/collector-$p.pub")")" "$(fmt0 "$(cget in_rate)")" \
         "$(fmt0 "$(cget rate)")" "$(cget cpu_broker)" "$(cget cpu_collector)" \
-        "$(kv cpu_self "$W/collector-2.pub")" "$(mib "$(cget hwm_kb)")"
-    account collector-2 1
-    C2_STORED=$(cget rate) LIVE_PENDING=$((LIVE_PENDING + ACC_PENDING)) LIVE_DROPS=$((LIVE_DROPS + ACC_DROPS))
+        "$(kv cpu_self "$W/collector-$p.pub")" "$(mib "$(cget hwm_kb)")"
+    account "collector-$p" 1
+    PAIR_C+=("$(cget rate)") LIVE_PENDING=$((LIVE_PENDING + ACC_PENDING)) LIVE_DROPS=$((LIVE_DROPS + ACC_DROPS))
     LIVE_RSS=$(awk -v a="$LIVE_RSS" -v b="$(cget hwm_kb)" 'BEGIN { print (b + 0 > a + 0) ? b : a }')
-fi
+done
 fi
 
 # ---- CPU at a fixed load: 10 000 windows/s ---------------------------------
@@ -381,9 +382,13 @@ fi
 
 echo
 echo "## collector vs baselines measured in this run (targets: DESIGN §9)"
-B1_RAW=$(kv rate "$W/base-raw.sub") C1_STORED=$LIVE_STORED BASE_RAW=$B1_RAW
-if [[ -n "$C2_STORED" ]]; then # means of the two pairs
-    BASE_RAW=$(calc "($B1_RAW + $B2_RAW) / 2") LIVE_STORED=$(calc "($C1_STORED + $C2_STORED) / 2")
+BASE_RAW=$(kv rate "$W/base-raw.sub") PAIR_RATIOS=""
+if ((${#PAIR_C[@]} > 1)); then # means over the pairs
+    BASE_RAW=$(printf '%s\n' "${PAIR_B[@]}" | awk '{ s += $1 } END { print s / NR }')
+    LIVE_STORED=$(printf '%s\n' "${PAIR_C[@]}" | awk '{ s += $1 } END { print s / NR }')
+    for ((p = 0; p < ${#PAIR_C[@]}; p++)); do
+        PAIR_RATIOS+="${PAIR_RATIOS:+,}$(ratio "${PAIR_C[$p]}" "${PAIR_B[$p]}")"
+    done
 fi
 BASE_NW=$(kv rate "$W/base-nwmqtt.sub")
 STORE_LIVE=$(kv rate "$W/store-live.out")
@@ -393,10 +398,9 @@ printf '%-52s %10s %10s %7s %7s\n' "live: stored/s vs bare subscriber (lib/mqtt.
 printf '%-52s %10s %10s %7s %7s\n' "live: stored/s vs the store alone, same order" "$(fmt0 "$LIVE_STORED")" "$(fmt0 "$STORE_LIVE")" "$(ratio "$LIVE_STORED" "$STORE_LIVE")" "(info)"
 printf '%-52s %10s %10s %7s %7s\n' "live: windows hwm-dropped (never acked; re-sent)" "$LIVE_DROPS" "0" "-" "0"
 printf '%-52s %10s %10s %7s %7s\n' "live: windows pending at stop (spool/queues)" "$LIVE_PENDING" "0" "-" "0"
-if [[ -n "$C2_STORED" ]]; then
-    echo "  [1] mean stored/s of collector and collector-2 over the mean of base-raw and base-raw-2"
-    printf '%-52s %10s %10s %7s %7s\n' "  first pair: collector vs base-raw" "$(fmt0 "$C1_STORED")" "$(fmt0 "$B1_RAW")" "$(ratio "$C1_STORED" "$B1_RAW")" "(info)"
-    printf '%-52s %10s %10s %7s %7s\n' "  second pair: collector-2 vs base-raw-2" "$(fmt0 "$C2_STORED")" "$(fmt0 "$B2_RAW")" "$(ratio "$C2_STORED" "$B2_RAW")" "(info)"
+if [[ -n "$PAIR_RATIOS" ]]; then
+    echo "  [1] mean stored/s of the ${#PAIR_C[@]} collector runs over the mean of the ${#PAIR_B[@]} base-raw runs, alternated"
+    printf '%-52s %10s\n' "  each pair's own ratio (collector-p / base-raw-p)" "$PAIR_RATIOS"
 fi
 printf '%-52s %10s %10s %7s %7s\n' "catch-up: stored/s vs the store's own limit" "$(fmt0 "$CU_STORED")" "$(fmt0 "$STORE_LIMIT")" "$(ratio "$CU_STORED" "$STORE_LIMIT")" ">=0.8"
 if [[ -n "$NS_STORED" ]]; then
@@ -420,8 +424,7 @@ summary "store=$STORE_KIND" "live_stored=$(fmt0 "$LIVE_STORED")" "base_raw=$(fmt
     "store_live=$(fmt0 "$STORE_LIVE")" "pending_live=$LIVE_PENDING" "hwm_drops_live=$LIVE_DROPS" \
     "catchup_stored=$(fmt0 "$CU_STORED")" "store_limit=$(fmt0 "$STORE_LIMIT")" \
     "ratio_catchup=$(ratio "$CU_STORED" "$STORE_LIMIT")" "pending_catchup=$CU_PENDING" \
-    "hwm_drops_catchup=$CU_DROPS" "live_ratio_pair1=$(ratio "$C1_STORED" "$B1_RAW")" \
-    "live_ratio_pair2=$(ratio "${C2_STORED:-}" "${B2_RAW:-}")" \
+    "hwm_drops_catchup=$CU_DROPS" "live_pair_ratios=${PAIR_RATIOS:-n/a}" \
     "what_if_nospool_catchup_stored=$(fmt0 "$NS_STORED")" \
     "cpu_collector_10k=$CPU_COLL" "cpu_bare_sub_10k=$CPU_SUB" \
     "load=$(cut -d' ' -f1 /proc/loadavg)"
