@@ -5,10 +5,10 @@
  * (CP_HWM): the messages of one read burst go to each worker zero-copy as
  * one batch (pipeline.h: struct cp_in_batch) whose free function runs when
  * the worker has handled it, so the bytes and messages in flight to the
- * workers are known exactly (nw_queue_depth{stage="worker"}). A message that would take the queue
- * beyond worker_queue_bytes is dropped like one at the high-water mark:
- * counted in nw_hwm_drops_total{stage="worker"}, never acked, re-sent by
- * its agent.
+ * workers are known exactly (nw_queue_depth{stage="worker"}). A message
+ * that would take the queue beyond worker_queue_bytes is dropped like one
+ * at the high-water mark: counted in nw_hwm_drops_total{stage="worker"},
+ * never acked, re-sent by its agent.
  */
 #include "ingest.h"
 

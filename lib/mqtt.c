@@ -389,6 +389,10 @@ void nw_mqtt_stop(struct nw_mqtt *m)
         /* Flush the DISCONNECT so the broker does not publish the will. */
         mosquitto_loop_write(m->mosq, 1);
     }
+    if (m->sb) {
+        nw_sockbuf_flush(m->sb); /* PUBACKs held behind a full socket, if any */
+        nw_sockbuf_reset(m->sb);
+    }
 }
 
 /* ---- the loop ---------------------------------------------------------- */

@@ -169,6 +169,9 @@ void nw_sockbuf_end(struct nw_sockbuf *b)
 
 void nw_sockbuf_reset(struct nw_sockbuf *b)
 {
+    if (bound == b) {
+        bound = NULL; /* (another thread's binding goes with that thread) */
+    }
     b->fd = -1, b->burst = false, b->out_err = 0;
     b->off = b->len = b->olen = 0;
 }

@@ -55,7 +55,8 @@ void nw_sockbuf_end(struct nw_sockbuf *b);
 /* Sends held output; the socket is non-blocking, so it may stay pending. */
 void nw_sockbuf_flush(struct nw_sockbuf *b);
 
-/* Drops buffered input and output and unbinds the fd. */
+/* Drops buffered input and output and unbinds the fd (and the calling
+ * thread, if bound to b). */
 void nw_sockbuf_reset(struct nw_sockbuf *b);
 
 /* Bytes read ahead and not yet consumed; bytes written and not yet sent. */
