@@ -69,6 +69,7 @@ struct worker {
     size_t cap;
     struct ackstate *state;
     struct nw_logonce *lost_log; /* one line per minute, not per message */
+    bool bad_batch_logged;       /* a malformed input batch is logged once */
     struct wdev **dirty;
     size_t ndirty;
     int64_t persisted_at;
@@ -701,6 +702,16 @@ static int recv_input(struct worker *w)
         }
     }
     zmq_msg_close(&m);
+    if (done < b.nmsgs) { /* never acked: their agents re-send them */
+        CM_ADD(rejected[NW_REASON_MALFORMED], b.nmsgs - done);
+        if (!w->bad_batch_logged) {
+            nw_log(NW_LOG_WARN, "worker",
+                   "an input batch ends after %u of its %u messages (ingest and aggregate "
+                   "processes of different builds?): the rest rejected as malformed",
+                   done, b.nmsgs);
+            w->bad_batch_logged = true;
+        }
+    }
     return (int)done;
 }
 

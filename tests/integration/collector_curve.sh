@@ -189,6 +189,15 @@ out=$(probe "$ep" PROBE-OK curve "$W/keys/in0.key" "$W/keys/in0.pub" "$W/servers
 for i in $(seq 1 50); do [[ $(stored PROBE-OK) == 1 ]] && break; sleep 0.1; done
 [[ $(stored PROBE-OK) == 1 ]] || fail "the allowed probe's window was not stored"
 echo "ok: positive control: an allowed key's window is stored"
+mal() { metric "$ph1" 'nw_rejected_total{reason="malformed"}'; }
+before=$(mal)
+out=$(NW_PROBE_LYING_BATCH=1 probe "$ep" PROBE-LIE curve "$W/keys/in0.key" "$W/keys/in0.pub" "$W/servers-in")
+[[ $out == accepted ]] || fail "the lying batch's probe was not accepted: $out"
+for i in $(seq 1 50); do [[ $(stored PROBE-LIE) == 1 ]] && break; sleep 0.1; done
+[[ $(stored PROBE-LIE) == 1 ]] || fail "the lying batch's real message was not stored"
+[[ $(mal) == $((before + 1)) ]] || fail "the missing message of a lying batch was not rejected as malformed ($before -> $(mal))"
+grep -q -e "an input batch ends after 1 of its 2 messages" "$W/agg1.log" || fail "the lying batch was not logged"
+echo "ok: a batch claiming more messages than it holds: the real one stored, the missing one rejected as malformed and logged"
 probe_refused() { # MODE DEVICE REASON
   local before out after
   before=$(refused "$3")

@@ -128,8 +128,11 @@ int main(int argc, char **argv)
     if (payload(device, buf, sizeof(buf), &len) != 0) {
         return fail("cannot encode the window");
     }
-    /* One batch of one message, as ingest sends it (pipeline.h). */
-    struct cp_in_batch b = {.nmsgs = 1};
+    /* One batch of one message, as ingest sends it (pipeline.h); with
+     * NW_PROBE_LYING_BATCH set its header claims a second message that is
+     * not there (a peer of another build): the worker must store the first,
+     * reject the second as malformed, and go on. */
+    struct cp_in_batch b = {.nmsgs = getenv("NW_PROBE_LYING_BATCH") ? 2 : 1};
     struct cp_in hdr = {
         .type = CP_WINDOWS, .arrival_ms = nw_clock_realtime_ms(), .len = (uint32_t)len};
     uint8_t msg[sizeof(b) + sizeof(hdr) + CP_PAD(sizeof(buf))];
