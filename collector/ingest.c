@@ -49,6 +49,7 @@ struct pending_ack {
 struct stage {
     uint8_t *buf; /* NULL when empty; handed to ZeroMQ when sent */
     size_t len, cap;
+    struct cp_in_batch head;          /* written at the start of buf when sent */
     uint64_t per_type[CP_STATUS + 1]; /* messages by cp_type, for nw_messages_in_total */
 };
 
@@ -140,13 +141,12 @@ static void flush_stage(struct ingest *in, int i)
     if (!st->buf) {
         return;
     }
-    struct cp_in_batch b;
-    memcpy(&b, st->buf, sizeof(b));
+    memcpy(st->buf, &st->head, sizeof(st->head));
     zmq_msg_t m;
     zmq_msg_init_data(&m, st->buf, st->len, batch_free, NULL);
     if (zmq_msg_send(&m, in->push[i], ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&m);                 /* runs batch_free */
-        CM_ADD(hwm_drops_worker, b.nmsgs); /* not acked: the agents re-send them */
+        zmq_msg_close(&m);                        /* runs batch_free */
+        CM_ADD(hwm_drops_worker, st->head.nmsgs); /* not acked: the agents re-send them */
     } else {
         for (int t = 0; t <= CP_STATUS; t++) {
             CM_ADD(messages_in[t], st->per_type[t]);
@@ -166,21 +166,17 @@ static void flush_stages(struct ingest *in)
 static bool stage_room(struct ingest *in, int i, size_t need)
 {
     struct stage *st = &in->stage[i];
-    struct cp_in_batch b = {0};
-    if (st->buf) {
-        memcpy(&b, st->buf, sizeof(b));
-    }
-    if (st->buf && (st->len + need > st->cap || b.nmsgs >= CP_IN_BATCH_MSGS)) {
+    if (st->buf && (st->len + need > st->cap || st->head.nmsgs >= CP_IN_BATCH_MSGS)) {
         flush_stage(in, i);
     }
     if (!st->buf) {
-        size_t cap = sizeof(b) + need > CP_IN_BATCH_BYTES ? sizeof(b) + need : CP_IN_BATCH_BYTES;
+        size_t head = sizeof(st->head);
+        size_t cap = head + need > CP_IN_BATCH_BYTES ? head + need : CP_IN_BATCH_BYTES;
         st->buf = malloc(cap);
         if (!st->buf) {
             return false;
         }
-        memset(st->buf, 0, sizeof(b));
-        st->len = sizeof(b), st->cap = cap;
+        st->len = head, st->cap = cap;
     }
     return true;
 }
@@ -203,10 +199,7 @@ static void forward(struct ingest *in, const char *device, uint8_t type, const v
                         .len = (uint32_t)len};
     cp_in_put(st->buf, &st->len, &hdr, payload, in->rejected);
     st->per_type[type]++;
-    struct cp_in_batch b;
-    memcpy(&b, st->buf, sizeof(b));
-    b.nmsgs++, b.cost += cost;
-    memcpy(st->buf, &b, sizeof(b));
+    st->head.nmsgs++, st->head.cost += cost;
     CM_ADD(worker_queue_msgs, 1);
     CM_ADD(worker_queue_bytes, cost);
 }
