@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <zmq.h>
 
@@ -791,6 +792,9 @@ bool worker_quiesced(struct worker *w)
 
 void worker_run(struct worker *w, volatile sig_atomic_t *stop, volatile sig_atomic_t *drained)
 {
+    char name[16];
+    snprintf(name, sizeof(name), "nw-worker-%d", w->opt.id % 100000);
+    prctl(PR_SET_NAME, name, 0, 0, 0); /* top -H, perf */
     zmq_pollitem_t items[4] = {{.socket = w->settle, .events = ZMQ_POLLIN},
                                {.socket = w->control, .events = ZMQ_POLLIN},
                                {.socket = w->in, .events = ZMQ_POLLIN},
