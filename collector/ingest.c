@@ -35,7 +35,7 @@
 #define ACK_FLUSH_EVERY_MS 50
 #define ITEM_REASONS 2
 #define ACK_TABLE_MIN_SLOTS 1024
-#define QUEUED_MSG_OVERHEAD 128 /* ZeroMQ's bookkeeping per message, roughly */
+#define QUEUED_MSG_OVERHEAD 128 /* record header, padding, a share of the batch's */
 
 struct pending_ack {
     struct cp_ack ack;
@@ -142,6 +142,13 @@ static void flush_stage(struct ingest *in, int i)
         return;
     }
     memcpy(st->buf, &st->head, sizeof(st->head));
+    /* Give back the unused end of the 64 KiB buffer: the bytes charged to
+     * the bound (per message: payload + QUEUED_MSG_OVERHEAD) then cover
+     * what the queued batch really holds, however small the burst. */
+    uint8_t *fit = realloc(st->buf, st->len);
+    if (fit) {
+        st->buf = fit;
+    }
     zmq_msg_t m;
     zmq_msg_init_data(&m, st->buf, st->len, batch_free, NULL);
     if (zmq_msg_send(&m, in->push[i], ZMQ_DONTWAIT) < 0) {
