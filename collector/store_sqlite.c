@@ -30,7 +30,8 @@
  *    every 1000 pages (4 MiB): a leaf rewritten by many commits is copied
  *    into the database once per checkpoint;
  *  - needle_window has no (device, epoch, seq) index since schema version 2
- *    (one B-tree insert per window less; nothing queried it).
+ *    (one B-tree insert per window less; nothing queried it);
+ *  - new files keep needle_window in arrival order (append_layout()).
  * synchronous stays FULL: measured, NORMAL saved no CPU per point.
  *
  * Idempotence: each table's primary key is the point's identity
@@ -136,6 +137,24 @@ static const char *sql_type(enum nw_col_type t)
     }
 }
 
+/*
+ * Whether a table is stored in arrival order (a rowid table; its primary key
+ * is a separate index) rather than clustered on the key (WITHOUT ROWID).
+ * needle_window takes a row per device per second: clustered on (device,
+ * time), every write dirties and splits a leaf of every device in the
+ * batch, rows of ~190 bytes and all. In arrival order the rows append to
+ * the table's last pages, and only the key's 25-byte entries land in each
+ * device's leaf: 17-33 % more windows per second of CPU at a live fleet's
+ * batches, for reports about 7 % slower (one rowid lookup per row read by
+ * device; bench/README.md, session 5). The rarely written tables stay
+ * clustered. A file keeps the layout it was created with: both are read
+ * and written by the same statements.
+ */
+static bool append_layout(const struct nw_schema *sc)
+{
+    return sc == nw_schema_of(NW_POINT_WINDOW);
+}
+
 /* CREATE TABLE: tags, time, fields; primary key = identity columns + time. */
 static void table_ddl(const struct nw_schema *sc, char *b, size_t cap)
 {
@@ -155,7 +174,7 @@ static void table_ddl(const struct nw_schema *sc, char *b, size_t cap)
             at += (size_t)snprintf(b + at, cap - at, "%s, ", sc->cols[i].name);
         }
     }
-    snprintf(b + at, cap - at, "time)) WITHOUT ROWID");
+    snprintf(b + at, cap - at, "time))%s", append_layout(sc) ? "" : " WITHOUT ROWID");
 }
 
 static size_t key_count(const struct nw_schema *sc)

@@ -300,6 +300,70 @@ static void migrates_from_1(void **state)
     sqlite3_close(db);
 }
 
+static int64_t clustered(sqlite3 *db, const char *table)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM sqlite_master WHERE name = '%s' AND sql LIKE '%%WITHOUT ROWID'",
+             table);
+    return scalar(db, sql);
+}
+
+/* Of two rows for one identity in a write the later stays; a re-send
+ * replaces it again; nothing is stored twice. */
+static void replaces(const char *file)
+{
+    struct nw_point pts[4] = {window("a", 1), window("a", 2), window("b", 1), window("a", 2)};
+    pts[3].u.window.w.cycles = 777;
+    struct nw_store *s = open_store(file, NULL);
+    write_ok(s, pts, 4);
+    nw_store_close(&s);
+    sqlite3 *db = reader(file);
+    assert_int_equal(scalar(db, "SELECT count(*) FROM needle_window WHERE cycles = 777"), 1);
+    sqlite3_close(db);
+    s = open_store(file, NULL);
+    write_ok(s, pts, 2);
+    nw_store_close(&s);
+    db = reader(file);
+    assert_int_equal(scalar(db, "SELECT count(*) FROM needle_window"), 3);
+    assert_int_equal(scalar(db, "SELECT count(*) FROM needle_window WHERE cycles = 777"), 0);
+    sqlite3_close(db);
+}
+
+/* New files keep needle_window in arrival order and the other tables
+ * clustered on their key; a file made with needle_window clustered (before
+ * session 5) is written through the same statements. */
+static void table_layouts(void **state)
+{
+    replaces("layout.db");
+    sqlite3 *db = reader("layout.db");
+    assert_int_equal(clustered(db, "needle_window"), 0);
+    assert_int_equal(clustered(db, "device_event"), 1);
+    assert_int_equal(clustered(db, "alert"), 1);
+    sqlite3_close(db);
+    struct nw_store *s = open_store("old.db", NULL);
+    nw_store_close(&s);
+    char path[512];
+    path_of(path, sizeof(path), "old.db");
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "DROP TABLE needle_window; CREATE TABLE needle_window (clinic TEXT NOT NULL, "
+                     "device TEXT NOT NULL, model TEXT NOT NULL, time INTEGER NOT NULL, epoch "
+                     "INTEGER, seq INTEGER, duration_ms INTEGER, running_ms INTEGER, cycles "
+                     "INTEGER, rate_mean REAL, rate_min REAL, rate_max REAL, depth_mean REAL, "
+                     "depth_min REAL, depth_max REAL, pigment_ul REAL, session TEXT, cartridge "
+                     "TEXT, pigment_lot TEXT, in_spec INTEGER, PRIMARY KEY (device, time)) "
+                     "WITHOUT ROWID; CREATE INDEX needle_window_time ON needle_window (time)",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    replaces("old.db");
+    db = reader("old.db");
+    assert_int_equal(clustered(db, "needle_window"), 1);
+    sqlite3_close(db);
+}
+
 /* Points are inserted in identity order, not in arrival order: the same
  * rows, and of two points with one identity in a write the later wins. */
 static void write_order_is_free(void **state)
@@ -575,6 +639,7 @@ int main(void)
         cmocka_unit_test(wal_and_full_sync),
         cmocka_unit_test(rewrite_replaces),
         cmocka_unit_test(migrates_from_1),
+        cmocka_unit_test(table_layouts),
         cmocka_unit_test(write_order_is_free),
         cmocka_unit_test(bad_files),
         cmocka_unit_test(refused_points_are_dead_lettered),
