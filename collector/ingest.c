@@ -188,27 +188,31 @@ static bool stage_room(struct ingest *in, int i, size_t need)
     return true;
 }
 
-static void forward(struct ingest *in, const char *device, uint8_t type, const void *payload,
-                    size_t len, uint32_t nrejected)
+/* Queues a record of len payload bytes for device's worker, with the
+ * first nrejected of in->rejected. Copies payload, or, when it is NULL,
+ * returns where the caller writes it. NULL: dropped at the bound (counted;
+ * not acked: the agent re-sends it). now: the time the message was
+ * validated against, which the worker validates against again. */
+static uint8_t *forward(struct ingest *in, const char *device, uint8_t type, int64_t now,
+                        const void *payload, size_t len, uint32_t nrejected)
 {
     int i = cp_worker_of(device, in->opt.workers);
     size_t need = cp_in_record_size(len, nrejected);
     uint64_t cost = len + nrejected * sizeof(uint32_t) + QUEUED_MSG_OVERHEAD;
     if (CM_GET(worker_queue_bytes) + cost > in->opt.worker_queue_bytes ||
         !stage_room(in, i, need)) {
-        CM_ADD(hwm_drops_worker, 1); /* not acked: the agent re-sends it */
-        return;
+        CM_ADD(hwm_drops_worker, 1);
+        return NULL;
     }
     struct stage *st = &in->stage[i];
-    struct cp_in hdr = {.type = type,
-                        .nrejected = nrejected,
-                        .arrival_ms = nw_clock_realtime_ms(),
-                        .len = (uint32_t)len};
-    cp_in_put(st->buf, &st->len, &hdr, payload, in->rejected);
+    struct cp_in hdr = {
+        .type = type, .nrejected = nrejected, .arrival_ms = now, .len = (uint32_t)len};
+    uint8_t *at = cp_in_put(st->buf, &st->len, &hdr, payload, in->rejected);
     st->per_type[type]++;
     st->head.nmsgs++, st->head.cost += cost;
     CM_ADD(worker_queue_msgs, 1);
     CM_ADD(worker_queue_bytes, cost);
+    return at;
 }
 
 static void refuse(struct ingest *in, const char *topic, enum nw_reason reason,
@@ -262,7 +266,10 @@ static void on_windows(struct ingest *in, const char *topic, const char *dev, co
         }
     }
     CM_ADD(windows_in, b.count - nrej);
-    forward(in, dev, CP_WINDOWS, payload, len, nrej);
+    uint8_t *at = forward(in, dev, CP_WINDOWS, now, NULL, cp_windows_size(b.count), nrej);
+    if (at) {
+        cp_windows_put(at, &b);
+    }
 }
 
 static void on_events(struct ingest *in, const char *topic, const char *dev, const void *payload,
@@ -295,7 +302,7 @@ static void on_events(struct ingest *in, const char *topic, const char *dev, con
         }
     }
     CM_ADD(events_in, b.count - nrej);
-    forward(in, dev, CP_EVENTS, payload, len, nrej);
+    forward(in, dev, CP_EVENTS, now, payload, len, nrej);
 }
 
 static void on_status(struct ingest *in, const char *topic, const char *dev, const void *payload,
@@ -319,11 +326,12 @@ static void on_status(struct ingest *in, const char *topic, const char *dev, con
     if (s.state == NW_DEVICE_OFFLINE) {
         s.time_ms = nw_clock_realtime_ms();
     }
-    if (nw_validate_status(&s, &in->opt.limits, nw_clock_realtime_ms(), &reason, &err) != NW_OK) {
+    int64_t now = nw_clock_realtime_ms();
+    if (nw_validate_status(&s, &in->opt.limits, now, &reason, &err) != NW_OK) {
         refuse(in, topic, reason, &err);
         return;
     }
-    forward(in, dev, CP_STATUS, payload, len, 0);
+    forward(in, dev, CP_STATUS, now, payload, len, 0);
 }
 
 static void on_message(void *user, const char *topic, const void *payload, size_t len)

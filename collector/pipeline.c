@@ -3,6 +3,7 @@
 #include "zsec.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <zmq.h>
@@ -22,13 +23,13 @@ size_t cp_in_record_size(size_t len, uint32_t nrejected)
     return sizeof(struct cp_in) + CP_PAD(len) + CP_PAD((size_t)nrejected * sizeof(uint32_t));
 }
 
-void cp_in_put(uint8_t *buf, size_t *used, const struct cp_in *hdr, const void *payload,
-               const uint32_t *rej)
+uint8_t *cp_in_put(uint8_t *buf, size_t *used, const struct cp_in *hdr, const void *payload,
+                   const uint32_t *rej)
 {
     uint8_t *at = buf + *used;
     size_t body = CP_PAD(hdr->len), nrej = (size_t)hdr->nrejected * sizeof(uint32_t);
     memcpy(at, hdr, sizeof(*hdr));
-    if (hdr->len > 0) {
+    if (hdr->len > 0 && payload) {
         memcpy(at + sizeof(*hdr), payload, hdr->len);
     }
     memset(at + sizeof(*hdr) + hdr->len, 0, body - hdr->len);
@@ -37,6 +38,51 @@ void cp_in_put(uint8_t *buf, size_t *used, const struct cp_in *hdr, const void *
     }
     memset(at + sizeof(*hdr) + body + nrej, 0, CP_PAD(nrej) - nrej);
     *used += cp_in_record_size(hdr->len, hdr->nrejected);
+    return at + sizeof(*hdr);
+}
+
+size_t cp_windows_size(size_t count)
+{
+    return sizeof(struct cp_windows) + count * sizeof(struct nw_window);
+}
+
+void cp_windows_put(uint8_t *dst, const struct nw_window_batch *b)
+{
+    struct cp_windows h = {.epoch = b->epoch, .queue_floor = b->queue_floor, .count = b->count};
+    memcpy(h.device_id, b->device_id, sizeof(h.device_id));
+    memcpy(dst, &h, sizeof(h));
+    if (b->count > 0) {
+        memcpy(dst + sizeof(h), b->windows, b->count * sizeof(*b->windows));
+    }
+}
+
+#define TERMINATE(a) ((a)[sizeof(a) - 1] = '\0')
+
+bool cp_windows_get(const uint8_t *src, size_t len, struct nw_window_batch *out)
+{
+    struct cp_windows h;
+    if (len < sizeof(h)) {
+        return false;
+    }
+    memcpy(&h, src, sizeof(h));
+    if (h.count > out->capacity || h.count > (SIZE_MAX - sizeof(h)) / sizeof(struct nw_window) ||
+        len != cp_windows_size((size_t)h.count)) {
+        return false;
+    }
+    memcpy(out->device_id, h.device_id, sizeof(out->device_id));
+    TERMINATE(out->device_id);
+    out->epoch = h.epoch;
+    out->queue_floor = h.queue_floor;
+    out->count = (size_t)h.count;
+    if (out->count > 0) {
+        memcpy(out->windows, src + sizeof(h), out->count * sizeof(*out->windows));
+    }
+    for (size_t i = 0; i < out->count; i++) {
+        TERMINATE(out->windows[i].session_id);
+        TERMINATE(out->windows[i].cartridge_id);
+        TERMINATE(out->windows[i].pigment_lot);
+    }
+    return true;
 }
 
 bool cp_in_next(const uint8_t *batch, size_t size, size_t *at, struct cp_in *hdr,

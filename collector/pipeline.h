@@ -31,9 +31,13 @@
  * Messages (multipart; structs are sent as raw bytes, so ingest and
  * aggregate processes must run the same build on the same architecture):
  *   ingest -> worker  one frame: [struct cp_in_batch] then nmsgs records of
- *                     [struct cp_in][payload as received][uint32 rejected
- *                     indexes], each part padded to 8 bytes (CP_PAD): the
- *                     MQTT messages of one read burst for that worker
+ *                     [struct cp_in][payload][uint32 rejected indexes],
+ *                     each part padded to 8 bytes (CP_PAD): the MQTT
+ *                     messages of one read burst for that worker. The
+ *                     payload of events and status is the protobuf as
+ *                     received; that of windows is the batch as ingest
+ *                     decoded it (struct cp_windows), so the worker does
+ *                     not decode it a second time
  *   worker -> writer  [struct cp_batch][struct nw_point x n]
  *   writer -> worker  [struct cp_ref x n]      points now durably stored
  *   worker -> ingest  [struct cp_ack]          new watermark of a device
@@ -97,9 +101,36 @@ size_t cp_in_record_size(size_t len, uint32_t nrejected);
 
 /* Writes one record at buf + *used (the caller made room for
  * cp_in_record_size(hdr->len, hdr->nrejected) bytes) and advances *used.
- * Copies payload (hdr->len bytes) and rej (hdr->nrejected indexes). */
-void cp_in_put(uint8_t *buf, size_t *used, const struct cp_in *hdr, const void *payload,
-               const uint32_t *rej);
+ * Copies payload (hdr->len bytes; NULL: the caller fills them in through
+ * the pointer returned) and rej (hdr->nrejected indexes). Returns where
+ * the payload goes, inside buf. */
+uint8_t *cp_in_put(uint8_t *buf, size_t *used, const struct cp_in *hdr, const void *payload,
+                   const uint32_t *rej);
+
+/* A CP_WINDOWS record's payload: this header, then count struct nw_window,
+ * every window of the message as decoded, rejected ones included (the
+ * record's rejected indexes name them). */
+struct cp_windows {
+    char device_id[NW_DEVICE_ID_MAX + 1];
+    uint8_t pad[7];
+    uint64_t epoch;
+    uint64_t queue_floor;
+    uint64_t count;
+};
+
+/* Payload bytes of a CP_WINDOWS record of count windows. */
+size_t cp_windows_size(size_t count);
+
+/* Writes b (b->count windows) at dst, which has cp_windows_size(b->count)
+ * bytes. */
+void cp_windows_put(uint8_t *dst, const struct nw_window_batch *b);
+
+/* Reads the len bytes at src (any alignment) into *out: its header fields
+ * and out->count windows copied into out->windows (out->capacity of them),
+ * every string NUL-terminated whatever the bytes said. false when len does
+ * not match the count the header gives or the count exceeds the capacity.
+ * The values are not checked: the caller validates them. */
+bool cp_windows_get(const uint8_t *src, size_t len, struct nw_window_batch *out);
 
 /* The record at *at of a batch of size bytes (start: *at =
  * sizeof(struct cp_in_batch)): its header, payload and rejected indexes

@@ -71,6 +71,7 @@ struct worker {
     struct ackstate *state;
     struct nw_logonce *lost_log; /* one line per minute, not per message */
     bool bad_batch_logged;       /* a malformed input batch is logged once */
+    bool bad_record_logged;      /* and so is a malformed record */
     struct wdev **dirty;
     size_t ndirty;
     int64_t persisted_at;
@@ -584,12 +585,52 @@ static void judge(struct worker *w, struct wdev *d, const struct nw_window *wins
     flush_notes(w);
 }
 
-static void on_windows(struct worker *w, const uint8_t *buf, size_t len, const uint8_t *rej,
-                       size_t nrej)
+/* A record this build's ingest cannot have made (a peer of another build,
+ * or a bug): rejected as malformed, never acked, logged once. */
+static void bad_record(struct worker *w, const char *why)
+{
+    CM_ADD(rejected[NW_REASON_MALFORMED], 1);
+    if (!w->bad_record_logged) {
+        nw_log(NW_LOG_WARN, "worker",
+               "an input record was refused as malformed (%s): ingest and aggregate processes "
+               "of different builds?",
+               why);
+        w->bad_record_logged = true;
+    }
+}
+
+/* Ingest validated the windows it did not reject against now_ms; they are
+ * checked again, as cheap as it is, so that bytes from a tcp:// peer never
+ * reach the rules unchecked. */
+static bool still_valid(struct worker *w, const struct nw_window_batch *b, int64_t now_ms)
+{
+    if (b->count == 0 || !nw_valid_device_id(b->device_id)) {
+        return false;
+    }
+    for (size_t i = 0; i < b->count; i++) {
+        if (i > 0 && b->windows[i].seq <= b->windows[i - 1].seq) {
+            return false;
+        }
+        if (!w->rejected_mask[i] &&
+            nw_validate_window(&b->windows[i], &w->opt.limits, now_ms, NULL, NULL) != NW_OK) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void on_windows(struct worker *w, const uint8_t *buf, size_t len, int64_t arrival_ms,
+                       const uint8_t *rej, size_t nrej)
 {
     struct nw_window_batch b = {.windows = w->windows, .capacity = w->cap};
-    if (nw_codec_decode_windows(w->codec, buf, len, &b, NULL, NULL) != NW_OK) {
-        return; /* ingest checked it: cannot happen short of a version skew */
+    if (!cp_windows_get(buf, len, &b)) {
+        bad_record(w, "window record of the wrong size");
+        return;
+    }
+    mark_rejected(w, rej, nrej, b.count);
+    if (!still_valid(w, &b, arrival_ms)) {
+        bad_record(w, "windows that do not validate");
+        return;
     }
     struct wdev *d = device(w, b.device_id);
     if (!d) {
@@ -597,7 +638,6 @@ static void on_windows(struct worker *w, const uint8_t *buf, size_t len, const u
     }
     check_epoch(d, b.epoch);
     bool moved = apply_floor(w, d, &d->w, &d->fresh_w, b.queue_floor);
-    mark_rejected(w, rej, nrej, b.count);
     for (size_t i = 0; i < b.count; i++) {
         if (w->rejected_mask[i]) {
             moved = nw_seqtrack_settle(&d->w, b.windows[i].seq) || moved; /* dead-lettered */
@@ -695,7 +735,7 @@ static int recv_input(struct worker *w)
     uint32_t done = 0;
     for (; done < b.nmsgs && cp_in_next(p, size, &at, &hdr, &payload, &rej); done++) {
         if (hdr.type == CP_WINDOWS) {
-            on_windows(w, payload, hdr.len, rej, hdr.nrejected);
+            on_windows(w, payload, hdr.len, hdr.arrival_ms, rej, hdr.nrejected);
         } else if (hdr.type == CP_EVENTS) {
             on_events(w, payload, hdr.len, rej, hdr.nrejected);
         } else if (hdr.type == CP_STATUS) {

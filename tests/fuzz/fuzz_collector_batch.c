@@ -3,9 +3,13 @@
  * (collector/pipeline.c: cp_in_next) on arbitrary bytes, as a worker gets
  * them over tcp:// from another process: it must stop at the end or at the
  * first record that would run past it, never read outside the input, and
- * always advance.
+ * always advance. A windows record's payload then goes through
+ * cp_windows_get() and the validation the worker applies to it, which must
+ * hold whatever the bytes are (terminated strings, any doubles).
  */
 #include "pipeline.h"
+
+#include <needlewatch/validate.h>
 
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +19,24 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static volatile uint32_t sink; /* keeps the reads of every byte */
+
+#define FUZZ_WINDOWS 64
+
+static uint32_t windows_of(const uint8_t *payload, size_t len)
+{
+    static struct nw_window w[FUZZ_WINDOWS];
+    struct nw_window_batch b = {.windows = w, .capacity = FUZZ_WINDOWS};
+    if (!cp_windows_get(payload, len, &b)) {
+        return 0;
+    }
+    struct nw_limits lim;
+    nw_limits_default(&lim);
+    uint32_t ok = nw_valid_device_id(b.device_id);
+    for (size_t i = 0; i < b.count; i++) {
+        ok += nw_validate_window(&w[i], &lim, 1700000000000, NULL, NULL) == NW_OK;
+    }
+    return ok;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -35,6 +57,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         prev = at;
         for (uint32_t i = 0; i < hdr.len; i++) {
             sum += payload[i];
+        }
+        if (hdr.type == CP_WINDOWS) {
+            sum += windows_of(payload, hdr.len);
         }
         for (uint32_t i = 0; i < hdr.nrejected; i++) {
             uint32_t k;

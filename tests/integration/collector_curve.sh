@@ -195,9 +195,12 @@ out=$(NW_PROBE_LYING_BATCH=1 probe "$ep" PROBE-LIE curve "$W/keys/in0.key" "$W/k
 [[ $out == accepted ]] || fail "the lying batch's probe was not accepted: $out"
 for i in $(seq 1 50); do [[ $(stored PROBE-LIE) == 1 ]] && break; sleep 0.1; done
 [[ $(stored PROBE-LIE) == 1 ]] || fail "the lying batch's real message was not stored"
-[[ $(mal) == $((before + 1)) ]] || fail "the missing message of a lying batch was not rejected as malformed ($before -> $(mal))"
-grep -q -e "an input batch ends after 1 of its 2 messages" "$W/agg1.log" || fail "the lying batch was not logged"
-echo "ok: a batch claiming more messages than it holds: the real one stored, the missing one rejected as malformed and logged"
+for i in $(seq 1 50); do [[ $(mal) == $((before + 2)) ]] && break; sleep 0.1; done
+[[ $(mal) == $((before + 2)) ]] || fail "the NaN window and the missing message of a lying batch were not both rejected as malformed ($before -> $(mal))"
+grep -q -e "an input batch ends after 2 of its 3 messages" "$W/agg1.log" || fail "the lying batch was not logged"
+grep -q -e "an input record was refused as malformed (windows that do not validate)" "$W/agg1.log" ||
+  fail "the NaN window was not logged"
+echo "ok: a batch claiming more messages than it holds, one a NaN window: the real one stored, the other two rejected as malformed and logged"
 probe_refused() { # MODE DEVICE REASON
   local before out after
   before=$(refused "$3")

@@ -16,8 +16,8 @@
 #include "zsec.h"
 
 #include <needlewatch/clock.h>
-#include <needlewatch/codec.h>
 
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,17 +57,17 @@ static int read_key(const char *path, const char *endpoint, char *out)
     return found ? 0 : -1;
 }
 
-static int payload(const char *device, uint8_t *buf, size_t cap, size_t *len)
+/* A CP_WINDOWS record's payload as ingest makes it (pipeline.h: struct
+ * cp_windows): one window of DEVICE; rate NaN when bad, which ingest would
+ * have refused and the worker must refuse too. */
+static size_t payload(const char *device, uint64_t seq, bool bad, uint8_t *buf)
 {
-    struct nw_limits lim;
-    nw_limits_default(&lim);
-    struct nw_codec *c = nw_codec_new(&lim);
-    struct nw_window w = {.seq = 1,
-                          .start_ms = (nw_clock_realtime_ms() / 1000 - 60) * 1000,
+    struct nw_window w = {.seq = seq,
+                          .start_ms = (nw_clock_realtime_ms() / 1000 - 60 + (int64_t)seq) * 1000,
                           .duration_ms = 1000,
                           .running_ms = 1000,
                           .cycles = 120,
-                          .rate_mean_hz = 120,
+                          .rate_mean_hz = bad ? NAN : 120,
                           .rate_min_hz = 119,
                           .rate_max_hz = 121,
                           .depth_mean_mm = 0.37,
@@ -75,10 +75,8 @@ static int payload(const char *device, uint8_t *buf, size_t cap, size_t *len)
                           .depth_max_mm = 0.38};
     struct nw_window_batch b = {.epoch = 7, .count = 1, .capacity = 1, .windows = &w};
     snprintf(b.device_id, sizeof(b.device_id), "%s", device);
-    struct nw_error err = {0};
-    enum nw_err e = c ? nw_codec_encode_windows(c, &b, buf, cap, len, &err) : NW_ERR_NOMEM;
-    nw_codec_destroy(&c);
-    return e == NW_OK ? 0 : -1;
+    cp_windows_put(buf, &b);
+    return cp_windows_size(1);
 }
 
 static void teardown_timeout(int sig)
@@ -133,22 +131,22 @@ int main(int argc, char **argv)
     if (zmq_connect(s, ep) != 0) {
         return fail(zmq_strerror(zmq_errno()));
     }
-    uint8_t buf[4096];
-    size_t len = 0;
-    if (payload(device, buf, sizeof(buf), &len) != 0) {
-        return fail("cannot encode the window");
-    }
     /* One batch of one message, as ingest sends it (pipeline.h); with
-     * NW_PROBE_LYING_BATCH set its header claims a second message that is
-     * not there (a peer of another build): the worker must store the first,
-     * reject the second as malformed, and go on. */
-    struct cp_in_batch b = {.nmsgs = getenv("NW_PROBE_LYING_BATCH") ? 2 : 1};
-    struct cp_in hdr = {
-        .type = CP_WINDOWS, .arrival_ms = nw_clock_realtime_ms(), .len = (uint32_t)len};
-    uint8_t msg[sizeof(b) + sizeof(hdr) + CP_PAD(sizeof(buf))];
+     * NW_PROBE_LYING_BATCH set a second record holds a window that does not
+     * validate (NaN), and the header claims a third message that is not
+     * there (a peer of another build): the worker must store the first,
+     * reject the other two as malformed, and go on. */
+    bool lie = getenv("NW_PROBE_LYING_BATCH") != NULL;
+    struct cp_in_batch b = {.nmsgs = lie ? 3 : 1};
+    uint8_t body[sizeof(struct cp_windows) + sizeof(struct nw_window)];
+    uint8_t msg[sizeof(b) + 2 * (sizeof(struct cp_in) + sizeof(body))];
     size_t used = sizeof(b);
     memcpy(msg, &b, sizeof(b));
-    cp_in_put(msg, &used, &hdr, buf, NULL); /* no rejected windows */
+    for (uint64_t seq = 1; seq <= (lie ? 2u : 1u); seq++) {
+        struct cp_in hdr = {.type = CP_WINDOWS, .arrival_ms = nw_clock_realtime_ms()};
+        hdr.len = (uint32_t)payload(device, seq, seq == 2, body);
+        cp_in_put(msg, &used, &hdr, body, NULL); /* no rejected windows */
+    }
     zmq_send(s, msg, used, 0);
     const char *outcome = NULL;
     char why[96] = "no handshake completed in 5 s";

@@ -3,7 +3,8 @@
  * (collector/pipeline.c): records written by cp_in_put() come back from
  * cp_in_next() unchanged and in order; a batch cut short, or a record that
  * claims more bytes than there are, ends the reading without reading past
- * the end.
+ * the end. A windows record (struct cp_windows) comes back as it was
+ * decoded, through any alignment, and one of the wrong size is refused.
  */
 #include "pipeline.h"
 
@@ -11,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,12 +120,104 @@ static void test_a_record_claiming_too_much_is_refused(void **state)
     assert_false(cp_in_next(buf, sizeof(buf), &at, &got, &payload, &rej));
 }
 
+static struct nw_window win(uint64_t seq)
+{
+    struct nw_window w = {.seq = seq,
+                          .start_ms = 1700000000000 + (int64_t)seq * 1000,
+                          .duration_ms = 1000,
+                          .running_ms = 900,
+                          .cycles = 118,
+                          .rate_mean_hz = 120.5,
+                          .rate_min_hz = 110.25,
+                          .rate_max_hz = 130,
+                          .depth_mean_mm = 0.4,
+                          .depth_min_mm = 0.3,
+                          .depth_max_mm = 0.45,
+                          .pigment_ul = 0.125};
+    snprintf(w.session_id, sizeof(w.session_id), "sess-%llu", (unsigned long long)seq);
+    snprintf(w.cartridge_id, sizeof(w.cartridge_id), "cart-1");
+    return w;
+}
+
+static void test_windows_round_trip_at_any_alignment(void **state)
+{
+    (void)state;
+    struct nw_window in[3] = {win(7), win(8), win(9)};
+    struct nw_window_batch b = {.epoch = 42, .queue_floor = 5, .count = 3, .windows = in};
+    snprintf(b.device_id, sizeof(b.device_id), "DG-0001");
+    size_t len = cp_windows_size(3);
+    uint8_t *buf = malloc(len + 8);
+    assert_non_null(buf);
+    for (size_t off = 0; off < 8; off++) { /* tcp:// frames need not be aligned */
+        cp_windows_put(buf + off, &b);
+        struct nw_window out[4];
+        struct nw_window_batch got = {.windows = out, .capacity = 4};
+        assert_true(cp_windows_get(buf + off, len, &got));
+        assert_string_equal(got.device_id, "DG-0001");
+        assert_int_equal(got.epoch, 42);
+        assert_int_equal(got.queue_floor, 5);
+        assert_int_equal(got.count, 3);
+        assert_memory_equal(out, in, sizeof(in));
+    }
+    free(buf);
+}
+
+static void test_a_windows_record_of_the_wrong_size_is_refused(void **state)
+{
+    (void)state;
+    struct nw_window in[2] = {win(1), win(2)};
+    struct nw_window_batch b = {.epoch = 1, .count = 2, .windows = in};
+    snprintf(b.device_id, sizeof(b.device_id), "DG-0001");
+    size_t len = cp_windows_size(2);
+    uint8_t buf[sizeof(struct cp_windows) + 3 * sizeof(struct nw_window)];
+    cp_windows_put(buf, &b);
+    struct nw_window out[2];
+    struct nw_window_batch got = {.windows = out, .capacity = 2};
+    assert_false(cp_windows_get(buf, len - 1, &got));
+    assert_false(cp_windows_get(buf, len + sizeof(struct nw_window), &got));
+    assert_false(cp_windows_get(buf, sizeof(struct cp_windows) - 1, &got));
+    got.capacity = 1; /* more windows than the reader holds */
+    assert_false(cp_windows_get(buf, len, &got));
+    struct cp_windows h;
+    memcpy(&h, buf, sizeof(h));
+    /* A count whose size wraps to exactly len: 2 + 2^59 windows of 288
+     * bytes are 576 + 9 * 2^64 bytes. */
+    assert_int_equal(sizeof(struct nw_window), 288);
+    h.count = 2 + (UINT64_C(1) << 59);
+    memcpy(buf, &h, sizeof(h));
+    got.capacity = SIZE_MAX;
+    assert_false(cp_windows_get(buf, len, &got));
+}
+
+/* Strings without their terminator come back cut, never unterminated. */
+static void test_windows_strings_are_always_terminated(void **state)
+{
+    (void)state;
+    struct nw_window in = win(1);
+    memset(in.session_id, 'S', sizeof(in.session_id));
+    memset(in.pigment_lot, 'L', sizeof(in.pigment_lot));
+    struct nw_window_batch b = {.count = 1, .windows = &in};
+    memset(b.device_id, 'D', sizeof(b.device_id));
+    uint8_t buf[sizeof(struct cp_windows) + sizeof(struct nw_window)];
+    cp_windows_put(buf, &b);
+    struct nw_window out;
+    struct nw_window_batch got = {.windows = &out, .capacity = 1};
+    assert_true(cp_windows_get(buf, sizeof(buf), &got));
+    assert_int_equal(strlen(got.device_id), NW_DEVICE_ID_MAX);
+    assert_int_equal(strlen(out.session_id), NW_ID_MAX);
+    assert_int_equal(strlen(out.pigment_lot), NW_ID_MAX);
+    assert_string_equal(out.cartridge_id, "cart-1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_records_round_trip_in_order),
         cmocka_unit_test(test_a_cut_batch_stops_at_the_cut),
         cmocka_unit_test(test_a_record_claiming_too_much_is_refused),
+        cmocka_unit_test(test_windows_round_trip_at_any_alignment),
+        cmocka_unit_test(test_a_windows_record_of_the_wrong_size_is_refused),
+        cmocka_unit_test(test_windows_strings_are_always_terminated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
