@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include <needlewatch/codec.h>
+#include <needlewatch/pbwindows.h>
 #include <needlewatch/validate.h>
 
 #include "needlewatch.pb-c.h"
@@ -1595,6 +1596,82 @@ static void test_max_windows_batch(void **state)
     nw_codec_destroy(&c);
 }
 
+/* The direct WindowBatch decoder (pbwindows.h) takes what the encoder
+ * makes, with the values protobuf-c gives, and leaves anything else to
+ * protobuf-c: a field it does not know, 8-bit strings, a uint32 wider than
+ * 32 bits, a wrong wire type, a cut message. */
+static uint8_t bump_mem[64 * 1024];
+static size_t bump_used;
+
+static void *bump_alloc(void *data, size_t n)
+{
+    (void)data;
+    size_t at = (bump_used + 15) & ~(size_t)15;
+    if (at > sizeof(bump_mem) || n > sizeof(bump_mem) - at) {
+        return NULL;
+    }
+    bump_used = at + n;
+    return bump_mem + at;
+}
+
+static void bump_free(void *data, void *p)
+{
+    (void)data;
+    (void)p;
+}
+
+static void test_direct_window_decoder(void **state)
+{
+    (void)state;
+    static uint8_t buf[4096];
+    struct nw_codec *c = codec_default();
+    struct nw_window w[2];
+    make_window(&w[0], 7, "s-1", "CRT-1", "PL-1");
+    make_window(&w[1], 8, "s-1", "CRT-2", "PL-1");
+    struct nw_window_batch in = {
+        .device_id = DEVICE, .epoch = EPOCH, .count = 2, .capacity = 2, .windows = w};
+    size_t len = 0;
+    assert_int_equal(nw_codec_encode_windows(c, &in, buf, sizeof(buf), &len, NULL), NW_OK);
+    nw_codec_destroy(&c);
+    ProtobufCAllocator a = {.alloc = bump_alloc, .free = bump_free}; /* as codec.c's arena */
+    Needlewatch__V1__WindowBatch *b = nw_pbwindows_unpack(&a, buf, len);
+    Needlewatch__V1__WindowBatch *ref = needlewatch__v1__window_batch__unpack(NULL, len, buf);
+    assert_non_null(b);
+    assert_non_null(ref);
+    assert_string_equal(b->device_id, DEVICE);
+    assert_true(b->has_epoch);
+    assert_int_equal(b->epoch, EPOCH);
+    assert_int_equal(b->n_windows, 2);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(b->windows[i]->seq, ref->windows[i]->seq);
+        assert_int_equal(b->windows[i]->start_ms, ref->windows[i]->start_ms);
+        assert_memory_equal(&b->windows[i]->rate_mean_hz, &ref->windows[i]->rate_mean_hz,
+                            sizeof(float));
+        assert_int_equal(b->windows[i]->has_cycles, ref->windows[i]->has_cycles);
+    }
+    assert_string_equal(b->windows[1]->cartridge_id, "CRT-2");
+    assert_null(b->windows[1]->session_id); /* inherited: absent on the wire */
+    needlewatch__v1__window_batch__free_unpacked(ref, NULL);
+
+    struct wire x = {buf, 0, sizeof(buf)};
+    w_bytes(&x, 1, "DG-1", 4);
+    w_tag(&x, 16, 0); /* a field from a newer agent */
+    w_varint(&x, 1);
+    assert_null(nw_pbwindows_unpack(&a, buf, x.len));
+    x.len = 0;
+    w_bytes(&x, 1, "DG-\xe9", 4);
+    assert_null(nw_pbwindows_unpack(&a, buf, x.len));
+    x.len = 0;
+    uint8_t wide[] = {3 << 3, 0x80, 0x80, 0x80, 0x80, 0x10}; /* duration_ms = 2^32 */
+    w_bytes(&x, 3, wide, sizeof(wide));
+    assert_null(nw_pbwindows_unpack(&a, buf, x.len));
+    x.len = 0;
+    w_tag(&x, 2, 0); /* epoch as a varint: it is fixed64 */
+    w_varint(&x, 7);
+    assert_null(nw_pbwindows_unpack(&a, buf, x.len));
+    assert_null(nw_pbwindows_unpack(&a, buf, x.len - 1)); /* cut */
+}
+
 int main(void)
 {
     memset(long_id, 'a', NW_ID_MAX + 1);
@@ -1625,6 +1702,7 @@ int main(void)
         cmocka_unit_test(test_codec_usable_after_refusal),
         cmocka_unit_test(test_encode_refusals),
         cmocka_unit_test(test_max_windows_batch),
+        cmocka_unit_test(test_direct_window_decoder),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     free(huge_device);
