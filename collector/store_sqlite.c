@@ -144,9 +144,9 @@ static const char *sql_type(enum nw_col_type t)
  * time), every write dirties and splits a leaf of every device in the
  * batch, rows of ~190 bytes and all. In arrival order the rows append to
  * the table's last pages, and only the key's 25-byte entries land in each
- * device's leaf: 17-33 % more windows per second of CPU at a live fleet's
- * batches, for reports about 7 % slower (one rowid lookup per row read by
- * device; bench/README.md, session 5). The rarely written tables stay
+ * device's leaf: 11-20 % less CPU per window at a live fleet's batches,
+ * for reports about 7 % slower (one rowid lookup per row read by device;
+ * bench/README.md, session 5). The rarely written tables stay
  * clustered. A file keeps the layout it was created with: both are read
  * and written by the same statements.
  */
