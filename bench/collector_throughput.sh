@@ -244,7 +244,8 @@ account()
     local name=$1 per=$2
     local m sent stored rej hw hwr hs rows msgs_rej spool pending wdp
     m=$($POLL last "$W/$name.tsv")
-    get() { tr ' ' '\n' <<<"$m" | sed -n "s/^$1=//p" | sed 's/\..*//'; }
+    # metrics_poll prints large values as 1.309184e+06: printf, not a cut at the dot
+    get() { tr ' ' '\n' <<<"$m" | sed -n "s/^$1=//p" | awk '{ printf "%.0f\n", $1 }'; }
     sent=$(kv windows_sent "$W/$name.pub")
     stored=$(get nw_points_stored_total)
     rej=$(get nw_items_rejected_total)
