@@ -1,27 +1,56 @@
 /*
  * seqtrack.c - watermark and a ring bitmap: bit (seq % SPAN) stands for seq
- * while contig < seq <= contig + SPAN.
+ * while contig < seq <= contig + SPAN. The bitmap is allocated when a seq
+ * above the watermark is settled and freed when the watermark absorbs the
+ * last one (seqtrack.h).
  */
 #include "seqtrack.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#define WORDS (NW_SEQTRACK_SPAN / 64)
 
 static bool bit(const struct nw_seqtrack *t, uint64_t seq)
 {
     uint64_t i = seq % NW_SEQTRACK_SPAN;
-    return (t->bits[i / 64] >> (i % 64)) & 1u;
+    return t->bits && ((t->bits[i / 64] >> (i % 64)) & 1u);
 }
 
-static void set_bit(struct nw_seqtrack *t, uint64_t seq, bool on)
+/* Sets or clears seq's bit; false when it cannot be set (no memory). */
+static bool set_bit(struct nw_seqtrack *t, uint64_t seq, bool on)
 {
+    if (!t->bits && (!on || !(t->bits = calloc(WORDS, sizeof(*t->bits))))) {
+        return !on;
+    }
     uint64_t i = seq % NW_SEQTRACK_SPAN, m = (uint64_t)1 << (i % 64);
+    bool was = t->bits[i / 64] & m;
     t->bits[i / 64] = on ? t->bits[i / 64] | m : t->bits[i / 64] & ~m;
+    t->nset += (uint32_t)(on && !was) - (uint32_t)(!on && was);
+    if (t->nset == 0) {
+        free(t->bits);
+        t->bits = NULL;
+    }
+    return true;
 }
 
 void nw_seqtrack_init(struct nw_seqtrack *t, uint64_t contig)
 {
     memset(t, 0, sizeof(*t));
     t->contig = contig;
+}
+
+void nw_seqtrack_release(struct nw_seqtrack *t)
+{
+    free(t->bits);
+    t->bits = NULL;
+    t->nset = 0;
+}
+
+void nw_seqtrack_reset(struct nw_seqtrack *t, uint64_t contig)
+{
+    nw_seqtrack_release(t);
+    nw_seqtrack_init(t, contig);
 }
 
 /* Absorbs settled seqs right above the watermark. */
@@ -38,10 +67,13 @@ bool nw_seqtrack_settle(struct nw_seqtrack *t, uint64_t seq)
     if (seq <= t->contig || seq > t->contig + NW_SEQTRACK_SPAN) {
         return false;
     }
-    uint64_t before = t->contig;
-    set_bit(t, seq, true);
-    absorb(t);
-    return t->contig != before;
+    if (seq == t->contig + 1) { /* in order: the bitmap is not needed */
+        t->contig++;
+        absorb(t);
+        return true;
+    }
+    set_bit(t, seq, true); /* on failure not remembered: re-sent, counted then */
+    return false;
 }
 
 bool nw_seqtrack_has(const struct nw_seqtrack *t, uint64_t seq)
@@ -61,11 +93,8 @@ uint64_t nw_seqtrack_floor(struct nw_seqtrack *t, uint64_t floor)
     uint64_t top = floor - 1;
     if (top - t->contig > NW_SEQTRACK_SPAN) {
         /* Nothing in the bitmap is below the floor's reach: count it all. */
-        for (uint64_t s = t->contig + 1; s <= t->contig + NW_SEQTRACK_SPAN; s++) {
-            lost -= bit(t, s); /* settled ones were not lost */
-        }
-        lost += top - t->contig;
-        memset(t->bits, 0, sizeof(t->bits));
+        lost = top - t->contig - t->nset; /* settled ones were not lost */
+        nw_seqtrack_release(t);
     } else {
         for (uint64_t s = t->contig + 1; s <= top; s++) {
             lost += !bit(t, s);

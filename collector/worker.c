@@ -179,8 +179,8 @@ static void check_epoch(struct wdev *d, uint64_t epoch)
     d->have_epoch = true;
     d->fresh_w = d->fresh_e = true;
     rules_new_epoch(&d->rd);
-    nw_seqtrack_init(&d->w, 0);
-    nw_seqtrack_init(&d->e, 0);
+    nw_seqtrack_reset(&d->w, 0);
+    nw_seqtrack_reset(&d->e, 0);
 }
 
 /* ---- acks -------------------------------------------------------------- */
@@ -900,8 +900,8 @@ static void load_row(void *user, const char *id, uint64_t epoch, uint64_t wseq, 
     if (d) {
         d->epoch = epoch;
         d->have_epoch = true;
-        nw_seqtrack_init(&d->w, wseq);
-        nw_seqtrack_init(&d->e, eseq);
+        nw_seqtrack_reset(&d->w, wseq);
+        nw_seqtrack_reset(&d->e, eseq);
     }
 }
 
@@ -1049,7 +1049,11 @@ void worker_destroy(struct worker **p)
         }
     }
     for (size_t i = 0; w->table && i < w->nslots; i++) {
-        free(w->table[i]);
+        if (w->table[i]) {
+            nw_seqtrack_release(&w->table[i]->w);
+            nw_seqtrack_release(&w->table[i]->e);
+            free(w->table[i]);
+        }
     }
     nw_codec_destroy(&w->codec);
     ackstate_close(&w->state);
