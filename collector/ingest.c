@@ -323,10 +323,10 @@ static void on_status(struct ingest *in, const char *topic, const char *dev, con
     }
     /* A last will is made when the agent connected, possibly long ago: its
      * time is not judged against now. */
-    if (s.state == NW_DEVICE_OFFLINE) {
-        s.time_ms = nw_clock_realtime_ms();
-    }
     int64_t now = nw_clock_realtime_ms();
+    if (s.state == NW_DEVICE_OFFLINE) {
+        s.time_ms = now;
+    }
     if (nw_validate_status(&s, &in->opt.limits, now, &reason, &err) != NW_OK) {
         refuse(in, topic, reason, &err);
         return;

@@ -17,34 +17,41 @@ static bool bit(const struct nw_seqtrack *t, uint64_t seq)
     return t->bits && ((t->bits[i / 64] >> (i % 64)) & 1u);
 }
 
-/* Sets or clears seq's bit; false when it cannot be set (no memory). */
-static bool set_bit(struct nw_seqtrack *t, uint64_t seq, bool on)
+void nw_seqtrack_release(struct nw_seqtrack *t)
 {
-    if (!t->bits && (!on || !(t->bits = calloc(WORDS, sizeof(*t->bits))))) {
-        return !on;
+    free(t->bits);
+    t->bits = NULL;
+    t->nset = 0;
+}
+
+/* Sets or clears seq's bit. The bitmap is made for the first bit set (if
+ * it cannot be, the seq is simply not remembered: seqtrack.h) and freed
+ * with the last bit cleared. */
+static void set_bit(struct nw_seqtrack *t, uint64_t seq, bool on)
+{
+    if (!t->bits) {
+        if (!on || !(t->bits = calloc(WORDS, sizeof(*t->bits)))) {
+            return;
+        }
     }
     uint64_t i = seq % NW_SEQTRACK_SPAN, m = (uint64_t)1 << (i % 64);
     bool was = t->bits[i / 64] & m;
-    t->bits[i / 64] = on ? t->bits[i / 64] | m : t->bits[i / 64] & ~m;
-    t->nset += (uint32_t)(on && !was) - (uint32_t)(!on && was);
-    if (t->nset == 0) {
-        free(t->bits);
-        t->bits = NULL;
+    if (on && !was) {
+        t->bits[i / 64] |= m;
+        t->nset++;
+    } else if (!on && was) {
+        t->bits[i / 64] &= ~m;
+        t->nset--;
     }
-    return true;
+    if (t->nset == 0) {
+        nw_seqtrack_release(t);
+    }
 }
 
 void nw_seqtrack_init(struct nw_seqtrack *t, uint64_t contig)
 {
     memset(t, 0, sizeof(*t));
     t->contig = contig;
-}
-
-void nw_seqtrack_release(struct nw_seqtrack *t)
-{
-    free(t->bits);
-    t->bits = NULL;
-    t->nset = 0;
 }
 
 void nw_seqtrack_reset(struct nw_seqtrack *t, uint64_t contig)
@@ -72,7 +79,7 @@ bool nw_seqtrack_settle(struct nw_seqtrack *t, uint64_t seq)
         absorb(t);
         return true;
     }
-    set_bit(t, seq, true); /* on failure not remembered: re-sent, counted then */
+    set_bit(t, seq, true);
     return false;
 }
 
